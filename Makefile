@@ -1,0 +1,31 @@
+# Two entry points for newcomers:
+#   make demo   creates .venv, installs the package, runs motion transfer on the bundled sample
+#   make test   creates .venv, installs the package with its test tools, runs the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch/torchvision first, pinned, so pip never pulls a different multi-GB build.
+	$(BIN)/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BIN)/python -m pip install --quiet -e ".[dev,onnx]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" bash samples/demo.sh
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 --durations=15
+
+lint: $(STAMP)
+	$(BIN)/ruff check vid2vid_app tests bench samples
+
+clean:
+	rm -rf $(VENV) demo_out .pytest_cache
