@@ -66,18 +66,25 @@ class Letterbox:
     content_h: int
 
 
+def letterbox_geometry(src_w: int, src_h: int, width: int, height: int) -> Letterbox:
+    """The :class:`Letterbox` that :func:`letterbox` uses to fit a (src_h, src_w) image into a
+    (height, width) canvas, computed without any image (e.g. to map keypoints)."""
+    scale = min(width / src_w, height / src_h)
+    cw, ch = max(1, round(src_w * scale)), max(1, round(src_h * scale))
+    return Letterbox(scale, (width - cw) // 2, (height - ch) // 2, cw, ch)
+
+
 def letterbox(image: np.ndarray, width: int, height: int, fill: int = 0) -> tuple[np.ndarray, Letterbox]:
     """Fit uint8 HWC ``image`` into a (height, width) canvas keeping its aspect, centred, padded
     with ``fill``. Returns the canvas and the transform (to map keypoints the same way)."""
     h, w = image.shape[:2]
-    scale = min(width / w, height / h)
-    cw, ch = max(1, round(w * scale)), max(1, round(h * scale))
+    box = letterbox_geometry(w, h, width, height)
+    scale, x0, y0, cw, ch = box.scale, box.x0, box.y0, box.content_w, box.content_h
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     resized = cv2.resize(image, (cw, ch), interpolation=interp) if (cw, ch) != (w, h) else image
     canvas = np.full((height, width) + image.shape[2:], fill, dtype=image.dtype)
-    x0, y0 = (width - cw) // 2, (height - ch) // 2
     canvas[y0 : y0 + ch, x0 : x0 + cw] = resized
-    return canvas, Letterbox(scale, x0, y0, cw, ch)
+    return canvas, box
 
 
 def unletterbox(image: np.ndarray, box: Letterbox, width: int, height: int) -> np.ndarray:

@@ -1,0 +1,211 @@
+"""Media inputs/outputs: a video, one image, or a folder of images, read and written back."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from video_utils import make_test_clip, psnr, smooth_frames
+
+from vid2vid_app.errors import UserError
+from vid2vid_app.imaging import read_image, write_image
+from vid2vid_app.media import natural_key, open_media, open_sink
+from vid2vid_app.video import probe, read_audio_duration
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory) -> Path:
+    """12 frames of 64x48 at 30000/1001 fps with a sound track."""
+    folder = tmp_path_factory.mktemp("video")
+    return make_test_clip(folder / "in.mp4", smooth_frames(12, 64, 48), Fraction(30000, 1001), with_audio=True)
+
+
+def _solid(value: int, w: int = 8, h: int = 6) -> np.ndarray:
+    return np.full((h, w, 3), value, np.uint8)
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    """img1/img2/img10 (distinct grey levels, mixed sizes) plus files that must be ignored."""
+    d = tmp_path / "frames"
+    d.mkdir()
+    write_image(d / "img10.png", _solid(30, 10, 4))
+    write_image(d / "img2.png", _solid(20))
+    write_image(d / "img1.png", _solid(10))
+    write_image(d / ".hidden.png", _solid(99))
+    (d / "notes.txt").write_text("not an image")
+    (d / "sub").mkdir()
+    write_image(d / "sub" / "img0.png", _solid(77))
+    return d
+
+
+# ------------------------------------------------------------------ sources
+
+
+def test_video_source(video):
+    src = open_media(video)
+    assert src.kind == "video" and src.fps == Fraction(30000, 1001)
+    assert src.frame_count == len(src) == 12 and src.size == (64, 48)
+    assert src.names[:2] == ["frame_000000", "frame_000001"] and len(src.names) == 12
+    frames = list(src)
+    assert len(frames) == 12 and frames[0].shape == (48, 64, 3) and not src.truncated
+    assert len(list(src)) == 12  # can be iterated again
+    small = open_media(video, max_side=32)
+    assert small.size == (32, 24) and next(iter(small)).shape == (24, 32, 3)
+
+
+def test_image_source(tmp_path):
+    image = smooth_frames(1, 40, 30)[0]
+    write_image(tmp_path / "photo.png", image)
+    src = open_media(tmp_path / "photo.png")
+    assert src.kind == "image" and src.fps is None
+    assert (src.frame_count, src.names, src.size) == (1, ["photo"], (40, 30))
+    (frame,) = list(src)
+    assert np.array_equal(frame, image)  # PNG is lossless
+
+
+def test_folder_source_natural_order_and_mixed_sizes(folder):
+    src = open_media(folder)
+    assert src.kind == "folder" and src.fps is None
+    assert src.names == ["img1", "img2", "img10"]  # natural order; hidden, text, sub-folder ignored
+    frames = list(src)
+    assert [int(f[0, 0, 0]) for f in frames] == [10, 20, 30]
+    assert [f.shape for f in frames] == [(6, 8, 3), (6, 8, 3), (4, 10, 3)]  # each keeps its size
+    assert src.size == (8, 6)
+
+
+def test_natural_key_orders_numbers_by_value():
+    names = ["frame10.png", "Frame2.png", "frame1.png", "a.png", "frame_b.png"]
+    assert sorted(names, key=natural_key) == ["a.png", "frame1.png", "Frame2.png", "frame10.png", "frame_b.png"]
+
+
+def test_duplicate_stems_get_distinct_names(tmp_path):
+    write_image(tmp_path / "a.png", _solid(1))
+    write_image(tmp_path / "a.jpg", _solid(2))
+    assert sorted(open_media(tmp_path).names) == ["a_jpg", "a_png"]
+
+
+def test_unknown_suffix_is_tried_as_video(video, tmp_path):
+    other = tmp_path / "clip.data"
+    other.write_bytes(video.read_bytes())
+    assert open_media(other).kind == "video"
+    junk = tmp_path / "junk.data"
+    junk.write_text("neither")
+    with pytest.raises(UserError, match=r"junk\.data is neither a readable video nor an image"):
+        open_media(junk)
+
+
+def test_bad_sources_are_clear_errors(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        open_media(tmp_path / "missing.mp4")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.txt").write_text("no images here")
+    with pytest.raises(UserError, match="contains no image files"):
+        open_media(empty)
+    fake = tmp_path / "fake.mp4"
+    fake.write_text("text")
+    with pytest.raises(UserError, match="not a readable video"):
+        open_media(fake)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG not really")
+    with pytest.raises(UserError, match=r"broken\.png is not a readable image"):
+        open_media(broken)
+
+
+def test_corrupt_image_inside_a_folder_is_named(folder):
+    (folder / "img3.png").write_bytes(b"garbage")
+    src = open_media(folder)  # the first image is fine, so opening works
+    with pytest.raises(UserError, match=r"img3\.png is not a readable image"):
+        list(src)
+
+
+# ------------------------------------------------------------------ sinks
+
+
+def test_video_sink_keeps_fps_frames_and_audio(video, tmp_path):
+    src = open_media(video)
+    out = tmp_path / "out.mp4"
+    with open_sink(out, src) as sink:
+        for frame in src:
+            sink.write(255 - frame)
+    info = probe(out)
+    assert info.fps == src.fps and info.frame_count == 12 and (info.width, info.height) == (64, 48)
+    assert read_audio_duration(out) == pytest.approx(12 / float(src.fps), abs=0.2)
+    first_in, first_out = next(iter(src)), next(iter(open_media(out)))
+    assert psnr(first_out, 255 - first_in) > 35
+    silent = open_sink(tmp_path / "silent.mp4", src, keep_audio=False)
+    silent.write(first_in)
+    silent.close()
+    assert not probe(tmp_path / "silent.mp4").has_audio
+
+
+def test_image_sink_writes_one_image(tmp_path):
+    write_image(tmp_path / "in.png", _solid(50))
+    src = open_media(tmp_path / "in.png")
+    with pytest.raises(UserError, match="must be an image file"):
+        open_sink(tmp_path / "out.mp4", src)
+    sink = open_sink(tmp_path / "out.png", src)
+    sink.write(_solid(60))
+    with pytest.raises(ValueError, match="single image"):
+        sink.write(_solid(70))
+    sink.close()
+    assert np.array_equal(read_image(tmp_path / "out.png"), _solid(60))
+
+
+def test_folder_sink_same_names_and_atomic(folder, tmp_path):
+    src = open_media(folder)
+    out = tmp_path / "out"
+    with open_sink(out, src) as sink:
+        for frame in src:
+            sink.write(frame + 1)
+    assert sorted(p.name for p in out.iterdir()) == ["img1.png", "img10.png", "img2.png"]
+    assert [int(f[0, 0, 0]) for f in open_media(out)] == [11, 21, 31]
+    # Existing output: refused without overwrite; replaced completely with it.
+    with pytest.raises(UserError, match="already exists"):
+        open_sink(out, src)
+    with open_sink(out, src, overwrite=True, image_suffix="jpg") as sink:
+        sink.write(_solid(5), name="only")
+    assert [p.name for p in out.iterdir()] == ["only.jpg"]
+
+
+def test_folder_sink_failure_leaves_nothing(folder, tmp_path):
+    src = open_media(folder)
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="model crashed"):
+        with open_sink(out, src) as sink:
+            sink.write(_solid(1))
+            raise RuntimeError("model crashed")
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_sink_never_replaces_its_input(video, folder, tmp_path):
+    with pytest.raises(UserError, match="is the input"):
+        open_sink(video, open_media(video), overwrite=True)
+    with pytest.raises(UserError, match="is the input"):
+        open_sink(folder, open_media(folder), overwrite=True)
+    with pytest.raises(UserError, match="must be a video file"):
+        open_sink(tmp_path / "frames_out", open_media(video))
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    with pytest.raises(UserError, match="exists and is a file"):
+        open_sink(a_file, open_media(folder), overwrite=True)
+    assert probe(video).frame_count == 12 and len(open_media(folder)) == 3
+
+
+def test_sink_with_no_frames_saves_nothing(folder, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(UserError, match="no frames were written"):
+        with open_sink(out, open_media(folder)):
+            pass
+    assert not out.exists()
+
+
+def test_sink_into_unwritable_place(folder, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(UserError, match="cannot create output folder"):
+        open_sink(blocker / "out", open_media(folder))
