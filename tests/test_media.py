@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -209,3 +210,46 @@ def test_sink_into_unwritable_place(folder, tmp_path):
     blocker.write_text("x")
     with pytest.raises(UserError, match="cannot create output folder"):
         open_sink(blocker / "out", open_media(folder))
+
+
+def test_outputs_get_plain_file_permissions(video, folder, tmp_path):
+    """Atomic temp files and folders are created private (0600 / 0700); finished outputs must get
+    the permissions of a plainly created file / folder under the current umask."""
+    import stat
+
+    from vid2vid_app.fileio import umask
+
+    file_mode, dir_mode = 0o666 & ~umask(), 0o777 & ~umask()
+    write_image(tmp_path / "one.png", _solid(10))
+    with open_sink(tmp_path / "out.mp4", open_media(video)) as sink:
+        sink.write(smooth_frames(1, 64, 48)[0])
+    src = open_media(folder)
+    with open_sink(tmp_path / "out_frames", src) as sink:
+        for frame in src:
+            sink.write(frame)
+    assert stat.S_IMODE(os.stat(tmp_path / "one.png").st_mode) == file_mode
+    assert stat.S_IMODE(os.stat(tmp_path / "out.mp4").st_mode) == file_mode
+    assert stat.S_IMODE(os.stat(tmp_path / "out_frames").st_mode) == dir_mode
+    assert stat.S_IMODE(os.stat(tmp_path / "out_frames" / "img1.png").st_mode) == file_mode
+
+
+def test_write_image_needs_an_image_suffix(tmp_path):
+    """The format comes from the file's own suffix, not from a dot in a folder name."""
+    (tmp_path / "run.v2").mkdir()
+    with pytest.raises(ValueError, match="cannot write an image"):
+        write_image(tmp_path / "run.v2" / "grid.txt", _solid(10))
+    write_image(tmp_path / "run.v2" / "grid", _solid(10))  # no suffix: PNG
+    assert np.array_equal(read_image(tmp_path / "run.v2" / "grid"), _solid(10))
+    assert not any(p.name.startswith(".") for p in (tmp_path / "run.v2").iterdir())
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root reads any file")
+def test_unreadable_image_in_a_folder_is_a_clear_error(folder):
+    """A permission problem on one image is a UserError naming it, not an OSError traceback."""
+    src = open_media(folder)
+    (folder / "img2.png").chmod(0)
+    try:
+        with pytest.raises(UserError, match=r"img2\.png cannot be read"):
+            list(src)
+    finally:
+        (folder / "img2.png").chmod(0o644)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import tempfile
@@ -30,6 +31,15 @@ def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
     return path
 
 
+@functools.cache
+def umask() -> int:
+    """The process umask, read once: reading it means setting it, which must not race with
+    other threads creating files later."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
@@ -40,6 +50,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    # mkstemp makes the file private (0600); give it the permissions a plainly created file would get.
+    os.fchmod(fd, 0o666 & ~umask())
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -8,6 +8,7 @@ back, never resized out of aspect.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -142,10 +143,12 @@ def write_image(path, image: np.ndarray) -> None:
     """Write uint8 HWC RGB to ``path`` atomically (format from the suffix)."""
     from .fileio import write_bytes_atomic
 
-    suffix = str(path).rsplit(".", 1)[-1].lower() if "." in str(path) else "png"
-    ok, buf = cv2.imencode("." + suffix, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    suffix = Path(path).suffix.lower() or ".png"
+    if suffix not in IMAGE_SUFFIXES:
+        raise ValueError(f"cannot write an image to {path}: use one of {', '.join(IMAGE_SUFFIXES)}")
+    ok, buf = cv2.imencode(suffix, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if not ok:
-        raise ValueError(f"cannot encode image as .{suffix}")
+        raise ValueError(f"cannot encode image as {suffix}")
     write_bytes_atomic(path, buf.tobytes())
 
 

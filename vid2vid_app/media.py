@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
-from .fileio import check_output_path
+from .fileio import check_output_path, umask
 from .imaging import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_image, resize_max_side, write_image
 from .video import VideoInfo, VideoReader, VideoWriter
 
@@ -59,6 +59,8 @@ def _read(path: Path, max_side: int | None) -> np.ndarray:
         image = read_image(path)
     except ValueError:
         raise UserError(f"{path} is not a readable image.") from None
+    except OSError as exc:  # e.g. permission denied, or the file vanished since the folder was listed
+        raise UserError(f"{path} cannot be read ({exc.strerror or exc}).") from None
     return resize_max_side(image, max_side)
 
 
@@ -188,6 +190,8 @@ class MediaSink:
         self._image: np.ndarray | None = None
         if kind == "folder":
             self._tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+            # mkdtemp makes the folder private (0700); the output gets a plain folder's permissions.
+            os.chmod(self._tmp_dir, 0o777 & ~umask())
 
     def write(self, frame: np.ndarray, name: str | None = None) -> None:
         if self._closed:

@@ -1,0 +1,45 @@
+"""Video files through PyAV: probe, decode to RGB frames, encode H.264 with optional audio.
+
+Frames enter and leave this module as uint8 HWC RGB numpy arrays, already turned upright
+(phone rotation metadata is applied while decoding). No ffmpeg binary is needed.
+
+Main pieces:
+
+* :func:`probe` -> :class:`VideoInfo` (frame count, fps, size after rotation, audio, ...).
+* :class:`VideoReader` / :func:`iter_frames`: decode a frame range, optionally downscaled, and
+  record whether the file ended early (truncated or corrupt).
+* :class:`ThreadedReader`: run any iterator (e.g. decoding) in a background thread.
+* :class:`VideoWriter` / :func:`write_video`: H.264 into a temp file renamed into place on
+  success, odd sizes padded to even, audio copied from another file, optional background encoding.
+* :func:`read_audio_duration`, :func:`resample_constant_fps`.
+
+One module per job: ``info`` (probe), ``reader`` (decode), ``threaded`` (background
+iteration), ``writer`` (encode) and ``audio`` (audio passthrough for the writer).
+
+Variable-frame-rate input: decoding yields one output frame per decoded frame, in presentation
+order, without duplicating or dropping frames; ``VideoInfo.fps`` is the average rate. Use
+:meth:`VideoReader.timed` with :func:`resample_constant_fps` when real timing matters.
+"""
+
+from __future__ import annotations
+
+from .info import VideoInfo, probe, read_audio_duration, rotate_image
+from .reader import VideoReader, fit_size, iter_frames, resample_constant_fps
+from .threaded import ThreadedReader, prefetch
+from .writer import WRITER_SUFFIXES, VideoWriter, write_video
+
+__all__ = [
+    "WRITER_SUFFIXES",
+    "ThreadedReader",
+    "VideoInfo",
+    "VideoReader",
+    "VideoWriter",
+    "fit_size",
+    "iter_frames",
+    "prefetch",
+    "probe",
+    "read_audio_duration",
+    "resample_constant_fps",
+    "rotate_image",
+    "write_video",
+]

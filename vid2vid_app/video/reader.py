@@ -1,0 +1,186 @@
+"""Decoding: :class:`VideoReader` / :func:`iter_frames` (upright uint8 HWC RGB frames) and
+:func:`resample_constant_fps` for variable-frame-rate timing."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from fractions import Fraction
+
+import av
+import numpy as np
+
+from .info import _open_input, _video_stream, probe, rotate_image
+
+
+def fit_size(
+    width: int, height: int, *, max_side: int | None = None, size: tuple[int, int] | None = None
+) -> tuple[int, int]:
+    """Output (width, height) for a frame of ``width`` x ``height``.
+
+    ``size`` forces an exact (w, h); ``max_side`` downscales (never upscales) so that the longer
+    side is at most ``max_side``, keeping the aspect (same rounding as ``imaging.resize_max_side``).
+    """
+    if size is not None:
+        w, h = int(size[0]), int(size[1])
+        if w < 1 or h < 1:
+            raise ValueError(f"size must be positive, got {size}")
+        return w, h
+    if max_side:
+        scale = max_side / max(width, height)
+        if scale < 1:
+            return max(1, round(width * scale)), max(1, round(height * scale))
+    return width, height
+
+
+class VideoReader:
+    """Decode a video file into upright uint8 HWC RGB frames.
+
+    Args:
+        path: the video file.
+        max_side: downscale so the longer side is at most this (aspect kept, never upscaled).
+        size: exact output (width, height) instead (mutually exclusive with ``max_side``).
+        start, end, step: frame-index range ``[start, end)``, every ``step``-th frame. Indices
+            count decoded frames from 0 (frames before ``start`` are decoded but not converted).
+
+    Attributes:
+        info: the :class:`VideoInfo` (probed when the reader is created).
+        output_size: (width, height) of the yielded frames.
+        frames_read: frames yielded by the latest pass.
+        truncated: True when the latest pass stopped early because the file is damaged or cut
+            short (fewer frames than the header announces, or a demux/decode error).
+        error: what went wrong in that case (None otherwise).
+
+    The reader can be iterated several times; each pass opens the file afresh. Colours are
+    converted with the matrix and range the file is tagged with (BT.601 when untagged).
+    Non-square pixels (anamorphic video) are not stretched to square.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        max_side: int | None = None,
+        start: int = 0,
+        end: int | None = None,
+        step: int = 1,
+        size: tuple[int, int] | None = None,
+    ) -> None:
+        if max_side is not None and size is not None:
+            raise ValueError("pass either max_side or size, not both")
+        if start < 0 or step < 1 or (end is not None and end < start):
+            raise ValueError(f"bad frame range start={start} end={end} step={step}")
+        self.info = probe(path)
+        self.path = self.info.path
+        self.start, self.end, self.step = start, end, step
+        self.output_size = fit_size(self.info.width, self.info.height, max_side=max_side, size=size)
+        self.frames_read = 0
+        self.truncated = False
+        self.error: str | None = None
+
+    @property
+    def expected_frames(self) -> int:
+        """How many frames a full pass should yield (from the header's frame count)."""
+        stop = self.info.frame_count if self.end is None else min(self.end, self.info.frame_count)
+        return max(0, -(-(stop - self.start) // self.step))
+
+    def __len__(self) -> int:
+        return self.expected_frames
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for _, image in self.timed():
+            yield image
+
+    def timed(self) -> Iterator[tuple[float, np.ndarray]]:
+        """Like iterating the reader, but yield ``(seconds since the first frame, frame)``."""
+        rotation = self.info.rotation
+        out_w, out_h = self.output_size
+        # Scale in the stored orientation, then rotate: a 90/270 turn swaps width and height.
+        coded_w, coded_h = (out_h, out_w) if rotation in (90, 270) else (out_w, out_h)
+        downscale = coded_w * coded_h < self.info.width * self.info.height
+        interpolation = "AREA" if downscale else "BILINEAR"
+
+        self.frames_read, self.truncated, self.error = 0, False, None
+        index = -1
+        t0: float | None = None
+        with _open_input(self.path) as container:
+            stream = _video_stream(container, self.path)
+            stream.thread_type = "AUTO"  # frame + slice threads: decoding is often the bottleneck
+            try:
+                for packet in container.demux(stream):
+                    for frame in packet.decode():
+                        index += 1
+                        if t0 is None:
+                            t0 = frame.time or 0.0
+                        if self.end is not None and index >= self.end:
+                            return
+                        if index < self.start or (index - self.start) % self.step:
+                            continue
+                        image = frame.to_ndarray(
+                            format="rgb24",
+                            width=coded_w,
+                            height=coded_h,
+                            interpolation=interpolation,
+                            src_color_range=frame.color_range or None,
+                        )
+                        seconds = (frame.time - t0) if frame.time is not None else index / float(self.info.fps)
+                        self.frames_read += 1
+                        yield seconds, rotate_image(image, rotation)
+            except av.error.FFmpegError as exc:
+                self.truncated = True
+                self.error = f"decoding stopped after frame {index + 1}: {getattr(exc, 'strerror', None) or exc}"
+                return
+        decoded = index + 1
+        if decoded < self.info.frame_count:
+            self.truncated = True
+            self.error = f"only {decoded} of the {self.info.frame_count} frames in the header could be decoded"
+
+    def close(self) -> None:
+        """Nothing stays open between passes; kept so readers work with ``contextlib.closing``."""
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def iter_frames(
+    path: str | os.PathLike,
+    *,
+    max_side: int | None = None,
+    start: int = 0,
+    end: int | None = None,
+    step: int = 1,
+    size: tuple[int, int] | None = None,
+) -> Iterator[np.ndarray]:
+    """Yield upright uint8 (H, W, 3) RGB frames of ``path``; see :class:`VideoReader`.
+
+    Use a :class:`VideoReader` directly to learn afterwards whether the file was truncated.
+    """
+    return iter(VideoReader(path, max_side=max_side, start=start, end=end, step=step, size=size))
+
+
+def resample_constant_fps(
+    timed_frames: Iterable[tuple[float, np.ndarray]], fps: float | Fraction
+) -> Iterator[np.ndarray]:
+    """Turn ``(seconds, frame)`` pairs of a variable-frame-rate video into a constant ``fps``.
+
+    Output frame k (at time k / fps) is the input frame nearest in time; frames are repeated or
+    dropped as needed. Input times must be increasing. The last input frame is shown up to its
+    own time (rounded to the nearest output tick).
+    """
+    period = 1.0 / float(fps)
+    k = 0
+    prev: tuple[float, np.ndarray] | None = None
+    for t, frame in timed_frames:
+        if prev is not None:
+            midpoint = 0.5 * (prev[0] + t)
+            while k * period < midpoint:
+                yield prev[1]
+                k += 1
+        prev = (t, frame)
+    if prev is not None:
+        while k * period <= prev[0] + 0.5 * period - 1e-9:
+            yield prev[1]
+            k += 1

@@ -1,0 +1,108 @@
+"""Background iteration: :class:`ThreadedReader` runs any iterator (e.g. decoding) in a thread."""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class _Failure:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_END = object()
+
+
+class ThreadedReader(Generic[T]):
+    """Iterate any iterable in a background thread, ``maxsize`` items ahead of the consumer.
+
+    Decoding then overlaps whatever the consumer does with each item (pose detection, a
+    generator network). An exception raised by the source is re-raised in the consumer.
+    When the consumer stops early (``break``, an exception, or :meth:`close`), the thread is
+    told to stop, the source is closed in that thread, and the thread is joined.
+
+    >>> for frame in ThreadedReader(VideoReader("in.mp4")): ...
+
+    ``source`` stays accessible (e.g. ``reader.source.truncated`` after the loop).
+    """
+
+    def __init__(self, source: Iterable[T], maxsize: int = 8) -> None:
+        if maxsize < 1:
+            raise ValueError("maxsize must be at least 1")
+        self.source = source
+        self.maxsize = maxsize
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __len__(self) -> int:
+        return len(self.source)  # type: ignore[arg-type]
+
+    def _produce(self, items: queue.Queue, iterator: Iterator[T]) -> None:
+        def put(item: object) -> bool:
+            while not self._stop.is_set():
+                try:
+                    items.put(item, timeout=0.05)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        try:
+            for item in iterator:
+                if not put(item):
+                    return
+            put(_END)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
+            put(_Failure(exc))
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    close()
+
+    def __iter__(self) -> Iterator[T]:
+        if self._thread is not None:
+            raise RuntimeError("a ThreadedReader can be iterated only once")
+        items: queue.Queue = queue.Queue(maxsize=self.maxsize)
+        iterator = iter(self.source)
+        self._thread = threading.Thread(
+            target=self._produce, args=(items, iterator), name="ThreadedReader", daemon=True
+        )
+        self._thread.start()
+        try:
+            while True:
+                item = items.get()
+                if item is _END:
+                    return
+                if isinstance(item, _Failure):
+                    raise item.exc
+                yield item
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the background thread and wait for it (safe to call more than once)."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def __enter__(self) -> ThreadedReader[T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def prefetch(source: Iterable[T], maxsize: int = 8) -> ThreadedReader[T]:
+    """Shorthand for :class:`ThreadedReader`."""
+    return ThreadedReader(source, maxsize=maxsize)
