@@ -1,0 +1,186 @@
+"""Temporal clean-up of keypoint sequences: gap filling, smoothing, and a jitter metric.
+
+Detectors miss a frame now and then and their landmarks tremble by a few pixels from frame to
+frame; both show up as flicker in generated video. Short misses are bridged by linear
+interpolation; long ones stay missing (guessing a second of motion would invent it). Smoothing
+works on each run of consecutive detected frames separately, so it never blends across a gap.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .keypoints import PoseSequence
+
+SMOOTHING_METHODS = ("one_euro", "median")
+
+
+@dataclass
+class GapReport:
+    """What :func:`fill_gaps` did. Runs are (start, end) frame ranges, end exclusive."""
+
+    total_frames: int
+    detected_frames: int
+    filled_frames: int
+    missing_frames: int
+    filled_runs: list[tuple[int, int]] = field(default_factory=list)
+    missing_runs: list[tuple[int, int]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        text = (f"{self.detected_frames}/{self.total_frames} frames with a person, "
+                f"{self.filled_frames} filled by interpolation, {self.missing_frames} left missing")
+        if self.missing_runs:
+            shown = ", ".join(f"{s}-{e - 1}" for s, e in self.missing_runs[:5])
+            more = " ..." if len(self.missing_runs) > 5 else ""
+            text += f" (frames {shown}{more})"
+        return text
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) ranges, end exclusive, where the 1-D bool ``mask`` is True."""
+    padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    return [(int(s), int(e)) for s, e in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def default_max_gap(fps: float) -> int:
+    """Longest gap bridged by default: a quarter of a second of frames (at least 1)."""
+    return max(1, round(0.25 * fps))
+
+
+def fill_gaps(seq: PoseSequence, max_gap: int | None = None) -> tuple[PoseSequence, GapReport]:
+    """Bridge runs of at most ``max_gap`` missing frames that have detected frames on both sides.
+
+    Coordinates are interpolated linearly per landmark between the two neighbouring frames; each
+    landmark's confidence is the lower of its two neighbours'. Longer runs, and runs at the very
+    start or end, stay missing (NaN, confidence 0) and are listed in the report.
+    ``max_gap=None`` uses :func:`default_max_gap`; ``max_gap=0`` fills nothing.
+    """
+    if max_gap is None:
+        max_gap = default_max_gap(seq.fps)
+    out = seq.copy()
+    kp = out.keypoints
+    valid = seq.valid
+    filled_runs, missing_runs = [], []
+    for start, end in _runs(~valid):
+        inner = start > 0 and end < len(seq)
+        if inner and end - start <= max_gap:
+            before, after = kp[start - 1], kp[end]
+            for t in range(start, end):
+                w = (t - start + 1) / (end - start + 1)
+                kp[t, :, :2] = (1 - w) * before[:, :2] + w * after[:, :2]
+                kp[t, :, 2] = np.minimum(before[:, 2], after[:, 2])
+            filled_runs.append((start, end))
+        else:
+            missing_runs.append((start, end))
+    report = GapReport(
+        total_frames=len(seq),
+        detected_frames=int(valid.sum()),
+        filled_frames=sum(e - s for s, e in filled_runs),
+        missing_frames=sum(e - s for s, e in missing_runs),
+        filled_runs=filled_runs,
+        missing_runs=missing_runs,
+    )
+    return out, report
+
+
+# --- smoothing ----------------------------------------------------------------------------------
+
+def _one_euro(xy: np.ndarray, fps: float, min_cutoff: float, beta: float, d_cutoff: float) -> np.ndarray:
+    """One-Euro filter (Casiez et al. 2012) along axis 0 of ``xy`` (T, N), all columns at once.
+
+    The cutoff rises with the filtered speed: slow motion (where jitter is visible) is smoothed
+    hard, fast motion is followed closely, which keeps the lag small.
+    """
+    def alpha(cutoff: np.ndarray | float) -> np.ndarray | float:
+        tau = 1.0 / (2 * math.pi * cutoff)
+        return 1.0 / (1.0 + tau * fps)
+
+    out = np.empty_like(xy)
+    x_hat = xy[0].copy()
+    dx_hat = np.zeros_like(x_hat)
+    out[0] = x_hat
+    a_d = alpha(d_cutoff)
+    for t in range(1, len(xy)):
+        dx = (xy[t] - x_hat) * fps
+        dx_hat = a_d * dx + (1 - a_d) * dx_hat
+        a = alpha(min_cutoff + beta * np.abs(dx_hat))
+        x_hat = a * xy[t] + (1 - a) * x_hat
+        out[t] = x_hat
+    return out
+
+
+def _median(xy: np.ndarray, window: int) -> np.ndarray:
+    """Centred running median along axis 0 of ``xy`` (T, N); the window shrinks at the ends so
+    the first and last frames stay centred too (no shift, hence no lag)."""
+    half = window // 2
+    out = np.empty_like(xy)
+    for t in range(len(xy)):
+        r = min(half, t, len(xy) - 1 - t)
+        out[t] = np.median(xy[t - r : t + r + 1], axis=0)
+    return out
+
+
+def smooth(seq: PoseSequence, method: str = "one_euro", **params) -> PoseSequence:
+    """Temporally smooth x, y of every landmark; confidences and missing frames are unchanged.
+
+    method="one_euro" (default): params ``min_cutoff`` (Hz, default 2.0), ``beta`` (default 4.0,
+    per unit of speed in image heights per second), ``d_cutoff`` (Hz, default 1.0). It runs
+    forwards and then backwards over each run of detected frames and averages the two passes,
+    which cancels the filter's lag (possible because whole sequences are processed offline).
+    method="median": param ``window`` (odd number of frames, default 5), a centred running median.
+    Coordinates are divided by the image height before filtering so the parameters do not depend
+    on the resolution.
+    """
+    if method not in SMOOTHING_METHODS:
+        raise ValueError(f"unknown smoothing method {method!r}; choose from {', '.join(SMOOTHING_METHODS)}")
+    out = seq.copy()
+    kp = out.keypoints
+    scale = float(max(seq.height, 1))
+    if method == "one_euro":
+        unknown = set(params) - {"min_cutoff", "beta", "d_cutoff"}
+        min_cutoff = float(params.get("min_cutoff", 2.0))
+        beta = float(params.get("beta", 4.0))
+        d_cutoff = float(params.get("d_cutoff", 1.0))
+        if min_cutoff <= 0 or d_cutoff <= 0 or beta < 0:
+            raise ValueError("one_euro needs min_cutoff > 0, d_cutoff > 0 and beta >= 0")
+    else:
+        unknown = set(params) - {"window"}
+        window = int(params.get("window", 5))
+        if window < 1 or window % 2 == 0:
+            raise ValueError(f"median window must be a positive odd number of frames, got {window}")
+    if unknown:
+        raise ValueError(f"unknown parameters for {method}: {', '.join(sorted(unknown))}")
+
+    for start, end in _runs(seq.valid):
+        if end - start < 2:
+            continue
+        xy = kp[start:end, :, :2].reshape(end - start, -1).astype(np.float64) / scale
+        if method == "one_euro":
+            fwd = _one_euro(xy, seq.fps, min_cutoff, beta, d_cutoff)
+            bwd = _one_euro(xy[::-1], seq.fps, min_cutoff, beta, d_cutoff)[::-1]
+            res = (fwd + bwd) / 2
+        else:
+            res = _median(xy, window)
+        kp[start:end, :, :2] = (res * scale).reshape(end - start, -1, 2)
+    return out
+
+
+def mean_acceleration(seq: PoseSequence, min_conf: float = 0.5) -> float:
+    """Jitter metric: mean |x[t+1] - 2 x[t] + x[t-1]| (Euclidean, pixels per frame squared) over
+    every landmark whose confidence is at least ``min_conf`` in all three frames.
+
+    Returns NaN when no such triple exists.
+    """
+    kp = seq.keypoints.astype(np.float64)
+    if len(kp) < 3:
+        return float("nan")
+    acc = kp[2:, :, :2] - 2 * kp[1:-1, :, :2] + kp[:-2, :, :2]
+    ok = (kp[2:, :, 2] >= min_conf) & (kp[1:-1, :, 2] >= min_conf) & (kp[:-2, :, 2] >= min_conf)
+    ok &= np.isfinite(acc).all(axis=2)
+    if not ok.any():
+        return float("nan")
+    return float(np.linalg.norm(acc, axis=2)[ok].mean())
