@@ -40,3 +40,33 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+_CPU_MEMORY_REUSE: bool | None = None
+
+
+def reuse_freed_memory() -> bool:
+    """Keep freed memory in the process for reuse instead of returning it to the OS (Linux/glibc).
+
+    By default glibc serves large blocks (activations, gradients) with fresh mmap pages and unmaps
+    them on free, so every training step pays the kernel to fault in and zero the same memory
+    again: about 20% of a CPU training step's time for these networks (bench/train_bench.py). With
+    mmap off and trimming raised, freed blocks are reused. The computation is unchanged; the
+    process keeps its peak memory. Process-wide and idempotent; returns whether it is in effect
+    (False on other platforms and C libraries).
+    """
+    global _CPU_MEMORY_REUSE
+    if _CPU_MEMORY_REUSE is None:
+        _CPU_MEMORY_REUSE = False
+        import ctypes
+        import platform
+
+        if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+            try:
+                libc = ctypes.CDLL("libc.so.6")
+                m_trim_threshold, m_mmap_max = -1, -4  # from glibc's malloc.h
+                _CPU_MEMORY_REUSE = bool(libc.mallopt(m_mmap_max, 0)) and bool(
+                    libc.mallopt(m_trim_threshold, 2**31 - 1))
+            except (OSError, AttributeError):
+                pass
+    return _CPU_MEMORY_REUSE

@@ -1,0 +1,130 @@
+"""Multi-GPU / multi-node training with torch.distributed (launched by ``torchrun``).
+
+``torchrun --nproc_per_node N -m ...`` (or ``python -m torch.distributed.run``) starts one process
+per GPU with ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE`` set. :func:`setup` sees ``WORLD_SIZE > 1``,
+joins the process group (NCCL on CUDA, gloo on CPU) and picks ``cuda:LOCAL_RANK``. The training loop
+then wraps each trainable network in DistributedDataParallel (optionally converting BatchNorm to
+SyncBatchNorm first), splits the data with :class:`~.sampler.EpochSampler`, and lets rank 0 alone
+write logs, samples and checkpoints. Without ``WORLD_SIZE`` everything is a single process and
+nothing here does any work.
+
+``TrainConfig.batch_size`` is per process: the global batch is ``batch_size * world_size``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from ..device import resolve_device
+from ..errors import UserError
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process sits: ``rank`` of ``world_size`` processes, on ``device``."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def enabled(self) -> bool:
+        """True when training runs in several processes."""
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 writes logs, samples and checkpoints."""
+        return self.rank == 0
+
+
+def setup(device: str | None = "auto") -> DistInfo:
+    """Join the process group when launched by torchrun (``WORLD_SIZE > 1``); else one process.
+
+    Under torchrun, ``device`` "auto"/"cuda" means ``cuda:LOCAL_RANK`` and "cpu" forces gloo on CPU.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return DistInfo(0, 1, 0, resolve_device(device))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device in (None, "", "auto"):
+        use_cuda = torch.cuda.is_available()
+    else:
+        use_cuda = resolve_device(device).type == "cuda"
+    if use_cuda:
+        if local_rank >= torch.cuda.device_count():
+            raise UserError(f"process with LOCAL_RANK {local_rank} has no GPU: only "
+                            f"{torch.cuda.device_count()} visible; start fewer processes per node.")
+        dev = torch.device("cuda", local_rank)
+        torch.cuda.set_device(dev)
+    else:
+        dev = torch.device("cpu")
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        atexit.register(cleanup)
+    return DistInfo(rank, world_size, local_rank, dev)
+
+
+def cleanup() -> None:
+    """Leave the process group (safe to call when none was joined)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def wrap_ddp(module: nn.Module, info: DistInfo, sync_bn: bool = False) -> nn.Module:
+    """``module`` in DistributedDataParallel (BatchNorm -> SyncBatchNorm first when ``sync_bn``).
+
+    Parameters and buffers are broadcast from rank 0 when the wrapper is built, so every rank starts
+    from identical weights.
+    """
+    if not info.enabled:
+        return module
+    if sync_bn:
+        module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    device_ids = [info.device.index] if info.device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
+
+
+def any_flag(flags: list[bool], info: DistInfo) -> list[bool]:
+    """Element-wise OR of boolean flags over all ranks (so every rank takes the same decision)."""
+    if not info.enabled:
+        return list(flags)
+    t = torch.tensor([float(f) for f in flags], device=info.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return [bool(v) for v in t.tolist()]
+
+
+def gather_objects(obj, info: DistInfo) -> list:
+    """``[obj of rank 0, obj of rank 1, ...]`` on every rank (``[obj]`` in one process)."""
+    if not info.enabled:
+        return [obj]
+    out = [None] * info.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def barrier(info: DistInfo) -> None:
+    """Wait for every rank (no-op in one process)."""
+    if info.enabled:
+        dist.barrier()
+
+
+def broadcast_object(obj, info: DistInfo):
+    """Rank 0's ``obj`` on every rank (``obj`` itself in one process).
+
+    For decisions only one process may take, e.g. whether a run folder may be created: rank 0
+    checks, every rank follows its answer.
+    """
+    if not info.enabled:
+        return obj
+    box = [obj if info.is_main else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

@@ -1,0 +1,106 @@
+"""Everybody Dance Now temporal training: two consecutive frames, previous output fed back.
+
+Batch: ``{"pose0", "pose1": stick figures (N, P, H, W), "frame0", "frame1": real frames
+(N, 3, H, W)}`` in [-1, 1]. The generator's input is ``cat(pose_t, previous generated frame)``
+(zeros before the first frame), so ``G`` has ``P + 3`` input channels::
+
+    gen0 = G(cat(pose0, 0));  gen1 = G(cat(pose1, gen0))          (gen0 is NOT detached)
+    per-frame D (multi-scale) on cat(pose_t, frame_t) for both frames
+    temporal D on cat(pose0, pose1, frame0, frame1), real vs generated
+    G step: sum over both frames of [gan + lambda_feat * FM + lambda_vgg * VGG]  + gan(D_T(fake pair))
+    D step: 0.5 * (fake + real) for D (both frames) and for D_T
+
+Feature matching uses the per-frame discriminator only (as in the paper's objective); the temporal
+discriminator contributes its GAN term. Both frames go through the per-frame D as one batch of 2N,
+which equals two separate passes for instance-normalised (or unnormalised) discriminators, the
+pix2pixHD default. Update order and shared real passes follow :mod:`.pix2pixhd`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.optim import Optimizer
+
+from ...models.losses import gan_loss
+from ..amp import Amp
+from .base import frozen, to_floats, zero_grad
+from .pix2pixhd import Pix2PixHDObjective
+
+
+def generate_pair(generator: nn.Module, pose0: torch.Tensor, pose1: torch.Tensor):
+    """``(gen0, gen1)``: frame 0 from cat(pose0, zeros), frame 1 from cat(pose1, gen0), not detached.
+
+    Poses are (N, P, H, W); the generated frames (N, 3, H, W).
+    """
+    n, _, h, w = pose0.shape
+    zeros = pose0.new_zeros((n, 3, h, w))
+    if pose0.dim() == 4 and pose0.is_contiguous(memory_format=torch.channels_last):
+        zeros = zeros.contiguous(memory_format=torch.channels_last)
+    gen0 = generator(torch.cat((pose0, zeros), 1))
+    gen1 = generator(torch.cat((pose1, gen0), 1))
+    return gen0, gen1
+
+
+class TemporalObjective(Pix2PixHDObjective):
+    """Pose-to-frame generator ``G`` with per-frame ``D`` and temporal pair discriminator ``D_temporal``."""
+
+    trainable = ("G", "D", "D_temporal")
+
+    def __init__(self, G: nn.Module, D: nn.Module, D_temporal: nn.Module, gan_mode: str = "lsgan",
+                 lambda_feat: float = 10.0, lambda_vgg: float = 10.0, vgg: nn.Module | None = None,
+                 n_layers_d: int = 3, num_d: int = 2, lambda_temporal: float = 1.0):
+        super().__init__(G, D, gan_mode=gan_mode, lambda_feat=lambda_feat, lambda_vgg=lambda_vgg, vgg=vgg,
+                         n_layers_d=n_layers_d, num_d=num_d)
+        self.D_temporal = D_temporal
+        self.lambda_temporal = float(lambda_temporal)
+
+    def generate_pair(self, pose0: torch.Tensor, pose1: torch.Tensor, generator: nn.Module | None = None):
+        """``(gen0, gen1)``: frame 0 from (pose0, zeros), frame 1 from (pose1, gen0), not detached."""
+        return generate_pair(generator if generator is not None else self.G, pose0, pose1)
+
+    def train_step(self, batch: dict[str, torch.Tensor], optimizers: dict[str, Optimizer],
+                   amp: Amp | None = None) -> dict[str, float]:
+        amp = amp or Amp.off()
+        pose0, pose1, frame0, frame1 = batch["pose0"], batch["pose1"], batch["frame0"], batch["frame1"]
+        opt_g, opt_d, opt_dt = optimizers["G"], optimizers["D"], optimizers["D_temporal"]
+        poses = torch.cat((pose0, pose1), 0)  # both frames as one batch of 2N for the per-frame D
+        reals = torch.cat((frame0, frame1), 0)
+
+        with amp.autocast():
+            gen0, gen1 = self.generate_pair(pose0, pose1)
+            fakes = torch.cat((gen0, gen1), 0)
+            pred_real = self.D(torch.cat((poses, reals), 1))
+            pred_real_t = self.D_temporal(torch.cat((pose0, pose1, frame0, frame1), 1))
+
+        # 1. Generator with both discriminators frozen.
+        zero_grad(opt_g)
+        with frozen(self.D, self.D_temporal), amp.autocast():
+            pred_fake = self.raw("D")(torch.cat((poses, fakes), 1))
+            # The 2N batch averages the two frames; x2 makes it the sum over frames.
+            losses = self._generator_losses(pred_fake, pred_real, fakes, reals, scale=2.0)
+            pred_fake_t = self.raw("D_temporal")(torch.cat((pose0, pose1, gen0, gen1), 1))
+            losses["G_GAN_T"] = gan_loss(pred_fake_t, True, self.gan_mode, for_discriminator=False) \
+                * self.lambda_temporal
+            loss_g = sum(losses.values())
+        amp.backward(loss_g)
+        amp.step(opt_g)
+
+        # 2. Per-frame and temporal discriminators (same weights the G step saw).
+        zero_grad(opt_d, opt_dt)
+        with amp.autocast():
+            pred_fake_d = self.D(torch.cat((poses, fakes.detach()), 1))
+            losses["D_fake"] = gan_loss(pred_fake_d, False, self.gan_mode)
+            losses["D_real"] = gan_loss(pred_real, True, self.gan_mode)
+            pred_fake_dt = self.D_temporal(torch.cat((pose0, pose1, gen0.detach(), gen1.detach()), 1))
+            losses["DT_fake"] = gan_loss(pred_fake_dt, False, self.gan_mode)
+            losses["DT_real"] = gan_loss(pred_real_t, True, self.gan_mode)
+            loss_d = 0.5 * (losses["D_fake"] + losses["D_real"]) \
+                + 0.5 * (losses["DT_fake"] + losses["DT_real"]) * self.lambda_temporal
+        amp.backward(loss_d)
+        amp.step(opt_d)
+        amp.step(opt_dt)
+        amp.update()
+
+        self._keep_images(pose1, gen1, frame1)
+        return to_floats(losses)
