@@ -36,6 +36,35 @@ def to_uint8(tensor: torch.Tensor) -> np.ndarray:
     return out[0] if squeeze else out
 
 
+def to_float_array(images: np.ndarray) -> np.ndarray:
+    """:func:`to_tensor` in numpy: uint8 (H, W, 3) or (N, H, W, 3) -> float32 (N, 3, H, W) in [-1, 1].
+
+    For background threads feeding a network: numpy work there does not compete with PyTorch's
+    own intra-op threads (a torch op in a second thread starts a second thread team, and on a
+    small CPU the two teams slow each other down). ``torch.from_numpy`` then wraps it for free.
+    """
+    if images.ndim == 3:
+        images = images[None]
+    if images.ndim != 4:
+        raise ValueError(f"expected (H, W, C) or (N, H, W, C), got shape {images.shape}")
+    out = images.transpose(0, 3, 1, 2).astype(np.float32)
+    out /= np.float32(127.5)
+    out -= np.float32(1.0)
+    return out
+
+
+def float_array_to_uint8(array: np.ndarray) -> np.ndarray:
+    """:func:`to_uint8` in numpy: float (N, C, H, W) or (C, H, W) in [-1, 1] -> uint8 (N, H, W, C)
+    or (H, W, C), rounded half to even and clipped exactly like :func:`to_uint8`."""
+    squeeze = array.ndim == 3
+    if squeeze:
+        array = array[None]
+    a = (array.astype(np.float32) + np.float32(1.0)) * np.float32(127.5)
+    out = np.clip(np.rint(a), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+    out = np.ascontiguousarray(out)
+    return out[0] if squeeze else out
+
+
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
     """Reflect-pad (N, C, H, W) on the bottom/right so H and W are multiples of ``multiple``.
 

@@ -1,9 +1,61 @@
-"""`dance evaluate` (being written)."""
+"""`dance evaluate -m NAME [VIDEO] [--json OUT.json]`: reconstruction quality on the target person."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
+from .common import (
+    default_runs_dir,
+    device_option,
+    overwrite_option,
+    quiet_option,
+    runs_dir_option,
+    user_errors,
+)
 
-@click.command()
-def evaluate_cmd() -> None:
-    """Not available yet."""
-    raise click.ClickException("dance evaluate is not available in this build yet.")
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("video", required=False, type=click.Path(path_type=Path))
+@click.option("--model", "-m", required=True,
+              help="Trained model: a name in the runs folder, a run folder, or a model.pt file.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the metrics as JSON (keys psnr, ssim, lpips, pose_distance, flicker, ...).")
+@click.option("--lpips-weights", type=click.Path(path_type=Path), default=None,
+              help="Folder with the LPIPS weight files. Default: $VID2VID_WEIGHTS_DIR or ../shared/weights; "
+                   "LPIPS is skipped with a note when none are found.")
+@click.option("--lpips-net", type=click.Choice(["alexnet", "vgg16"]), default="alexnet", show_default=True,
+              help="LPIPS backbone.")
+@click.option("--max-frames", type=click.IntRange(min=1), default=None,
+              help="Evaluate at most this many frames.  [default: all]")
+@click.option("--no-pose", is_flag=True, help="Skip the pose distance (it runs the pose detector).")
+@device_option
+@runs_dir_option
+@overwrite_option
+@quiet_option
+@user_errors
+def evaluate_cmd(video: Path | None, model: str, json_path: Path | None, lpips_weights: Path | None,
+                 lpips_net: str, max_frames: int | None, no_pose: bool, device: str, runs_dir: Path | None,
+                 overwrite: bool, quiet: bool) -> None:
+    """Reconstruct frames of the target person from their own poses and report PSNR, SSIM, LPIPS,
+    pose distance and temporal flicker.
+
+    Without VIDEO: the held-out frames of the model's training video (the last part, never
+    trained on). With VIDEO: every frame of it that shows a person (it should show the target).
+    """
+    from ..fileio import check_output_path, write_json_atomic
+    from ..inference.evaluate import EvalOptions, evaluate
+
+    if json_path is not None:
+        check_output_path(json_path, overwrite)
+    options = EvalOptions(video=video, lpips_weights=lpips_weights, lpips_net=lpips_net, max_frames=max_frames,
+                          pose=not no_pose, device=device, quiet=quiet)
+    report = evaluate(model, options, runs_dir=default_runs_dir(runs_dir))
+    if json_path is not None:
+        write_json_atomic(json_path, report.to_json())
+    # The table is the command's result, so it is printed even with --quiet (which only silences
+    # progress bars).
+    click.echo(report.table())
+    if json_path is not None and not quiet:
+        click.echo(f"wrote {json_path}")

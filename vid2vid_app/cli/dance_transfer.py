@@ -1,9 +1,86 @@
-"""`dance transfer` (being written)."""
+"""`dance transfer SOURCE -m NAME -o OUT.mp4`: the target person performs the source's moves."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
+from .common import (
+    default_runs_dir,
+    device_option,
+    overwrite_option,
+    quiet_option,
+    runs_dir_option,
+    user_errors,
+)
 
-@click.command()
-def transfer_cmd() -> None:
-    """Not available yet."""
-    raise click.ClickException("dance transfer is not available in this build yet.")
+SBS_AUTO = "__auto__"
+
+
+def side_by_side_path(value: str | None, output: Path) -> Path | None:
+    """``--side-by-side`` alone -> OUT_sbs.mp4 beside the output; with a value -> that path."""
+    if value is None:
+        return None
+    if value == SBS_AUTO:
+        return output.with_name(f"{output.stem}_sbs{output.suffix}")
+    return Path(value)
+
+
+def parse_crop(text: str | None) -> tuple[int, int, int, int] | None:
+    """"X,Y,W,H" -> (x, y, w, h)."""
+    if text is None:
+        return None
+    parts = text.replace(" ", "").split(",")
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 4:
+        raise click.BadParameter(f"{text!r} is not X,Y,WIDTH,HEIGHT in pixels, e.g. 100,200,260,440.",
+                                 param_hint="--crop")
+    return values
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--model", "-m", required=True,
+              help="Trained model: a name in the runs folder, a run folder, or a model.pt file.")
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Video to write (.mp4, .mov, .m4v or .mkv).")
+@click.option("--side-by-side", "side_by_side", is_flag=False, flag_value=SBS_AUTO, default=None,
+              metavar="[PATH]",
+              help="Also write source | stick figure | generated; alone it writes OUT_sbs.mp4 beside the output.")
+@click.option("--start", default=None, metavar="FRAME|SECONDSs",
+              help="First source frame to transfer: a frame number (120) or seconds (2.5s).  [default: 0]")
+@click.option("--end", default=None, metavar="FRAME|SECONDSs",
+              help="Stop before this frame (120) or time (2.5s).  [default: the end]")
+@click.option("--crop", default=None, metavar="X,Y,W,H",
+              help="Use only this region of the source (pixels), e.g. to pick one of several people.")
+@click.option("--no-normalize", is_flag=True,
+              help="Skip global pose normalisation (for a source filmed like the target).")
+@click.option("--quality", default=18, show_default=True, type=click.IntRange(0, 51),
+              help="x264 CRF of the output (lower is better; 18 is visually lossless).")
+@device_option
+@runs_dir_option
+@overwrite_option
+@quiet_option
+@user_errors
+def transfer_cmd(source: Path, model: str, output: Path, side_by_side: str | None, start: str | None,
+                 end: str | None, crop: str | None, no_normalize: bool, quality: int, device: str, runs_dir: Path | None,
+                 overwrite: bool, quiet: bool) -> None:
+    """Make the trained target person perform the moves of the person in SOURCE.
+
+    Detects and smooths the source's poses, normalises them onto the target's body statistics,
+    renders stick figures at the model's resolution, generates frame by frame (each output fed
+    back into the next) and encodes at the source's frame rate with the source's audio. The
+    output has exactly one frame per source frame in [--start, --end).
+    """
+    from ..inference.transfer import TransferOptions, transfer
+
+    options = TransferOptions(
+        start=start, end=end, normalize=not no_normalize, side_by_side=side_by_side_path(side_by_side, output),
+        crop=parse_crop(crop), device=device, quality=quality, quiet=quiet, overwrite=overwrite)
+    report = transfer(source, model, output, options, runs_dir=default_runs_dir(runs_dir))
+    if not quiet:
+        click.echo(report.summary())

@@ -1,0 +1,304 @@
+"""`dance transfer`: the motion-transfer pipeline end to end on a real source clip (real MediaPipe,
+real PyAV), with tiny random-weight model files built through the model-file API."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from dance_transfer_utils import TARGET_SIZE, TARGET_STATS, cut_clip, gradient_clip, save_tiny_model
+
+from vid2vid_app.cli.dance import dance
+from vid2vid_app.errors import UserError
+from vid2vid_app.imaging import to_tensor, to_uint8
+from vid2vid_app.inference.dance_model import DanceModel
+from vid2vid_app.inference.transfer import (
+    fit_keypoints,
+    frame_range,
+    hold_missing,
+    parse_position,
+    run_generation,
+    to_target_poses,
+)
+from vid2vid_app.pose import compute_stats
+from vid2vid_app.pose.keypoints import PoseSequence
+from vid2vid_app.video import probe, read_audio_duration
+
+SOURCE_FRAMES = 36
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A runs folder with two models: "tiny" (global generator only) and "tiny_face" (+ face stage)."""
+    root = tmp_path_factory.mktemp("runs")
+    save_tiny_model(root / "tiny" / "model.pt")
+    save_tiny_model(root / "tiny_face" / "model.pt", face=True)
+    return root
+
+
+@pytest.fixture(scope="module")
+def source(bundled_samples, tmp_path_factory):
+    """The first 36 frames (0.6 s at 60 fps) of the two-person clip with a sine audio track."""
+    return cut_clip(bundled_samples / "source_two_people.mp4", tmp_path_factory.mktemp("src") / "source.mp4",
+                    SOURCE_FRAMES, with_audio=True)
+
+
+def run_cli(*args):
+    result = CliRunner().invoke(dance, ["transfer", *map(str, args)])
+    assert "Traceback" not in result.output
+    return result
+
+
+# ------------------------------------------------------------------------------ end to end
+
+
+def test_transfer_frame_count_fps_audio_and_side_by_side(runs, source, tmp_path):
+    out = tmp_path / "out.mp4"
+    result = run_cli(source, "-m", "tiny_face", "--runs-dir", runs, "-o", out, "--side-by-side")
+    assert result.exit_code == 0, result.output
+    src, got = probe(source), probe(out)
+    # Exactly one output frame per source frame, at the source's frame rate, with its audio.
+    assert got.frame_count == src.frame_count == SOURCE_FRAMES
+    assert got.fps == src.fps
+    assert got.has_audio
+    assert read_audio_duration(out) == pytest.approx(src.duration, abs=0.1)
+    # The output is the video part of the 64x128 canvas: the 360x640 target's aspect (64x114).
+    assert (got.width, got.height) == (64, 114)
+    sbs = out.with_name("out_sbs.mp4")
+    sbs_info = probe(sbs)
+    assert sbs_info.frame_count == SOURCE_FRAMES and sbs_info.height == 256
+    assert sbs_info.width > 2 * 64  # three panels side by side
+    assert "person detected in 36/36 frames" in result.output
+    assert "normalised onto the target" in result.output
+
+
+def test_start_end_in_frames_and_seconds(runs, source, tmp_path):
+    out = tmp_path / "part.mp4"
+    # Frames [6, 0.5 s * 60 fps = 30): 24 frames, the audio cut to the same 0.4 s.
+    result = run_cli(source, "-m", runs / "tiny", "-o", out, "--start", "6", "--end", "0.5s", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert result.output == ""  # --quiet: no summary, no bars
+    info = probe(out)
+    assert info.frame_count == 24
+    assert read_audio_duration(out) == pytest.approx(24 / 60, abs=0.06)
+
+
+def test_threaded_generation_matches_a_plain_loop(runs):
+    """Rendering and encoding threads must not reorder frames or break the feedback chain."""
+    model = DanceModel.load(runs / "tiny_face" / "model.pt", "cpu")
+    rng = np.random.default_rng(0)
+    base = np.array([[180.0, 200 + 6 * k, 0.9] for k in range(33)], dtype=np.float32)
+    kps = np.stack([base + rng.normal(0, 3, base.shape).astype(np.float32) * [1, 1, 0] for _ in range(6)])
+    got = []
+    run_generation(model, kps, lambda gen, pose: got.append(gen.copy()), quiet=True)
+    prev, expected = None, []
+    for kp in kps:
+        box = model.face_box(kp)
+        prev = model.generate(to_tensor(model.render(kp)), prev, boxes=None if box is None else box[None])
+        expected.append(to_uint8(prev)[0])
+    assert len(got) == len(kps)
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_encoder_failure_stops_the_pipeline_without_leaking_threads(runs):
+    model = DanceModel.load(runs / "tiny" / "model.pt", "cpu")
+    kps = np.tile(np.array([[180.0, 300.0, 0.9]] * 33, dtype=np.float32), (40, 1, 1))
+    before = set(threading.enumerate())
+    seen = []
+
+    def write(gen, pose):
+        seen.append(1)
+        if len(seen) == 3:
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        run_generation(model, kps, write, quiet=True)
+    assert len(seen) == 3
+    # The pipeline's render and encode threads are gone (tqdm may start its own monitor thread).
+    assert [t.name for t in threading.enumerate() if t not in before and t.name != "tqdm_monitor"] == []
+
+
+# ------------------------------------------------------------------------------ bad input
+
+
+def test_no_person_in_source_is_a_clear_error(runs, tmp_path):
+    clip = gradient_clip(tmp_path / "empty.mp4")
+    out = tmp_path / "out.mp4"
+    result = run_cli(clip, "-m", "tiny", "--runs-dir", runs, "-o", out, "--quiet")
+    assert result.exit_code == 1
+    assert "no person was detected in any of the 12 frames" in result.output
+    assert not out.exists() and list(tmp_path.iterdir()) == [clip]  # no temp file left behind
+
+
+def test_unknown_model_lists_the_models_that_exist(runs, source, tmp_path):
+    result = run_cli(source, "-m", "nobody", "--runs-dir", runs, "-o", tmp_path / "o.mp4")
+    assert result.exit_code == 1
+    assert "unknown model 'nobody'" in result.output
+    assert "tiny, tiny_face" in result.output
+
+
+def test_existing_output_is_refused_and_kept(runs, source, tmp_path):
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"keep me")
+    result = run_cli(source, "-m", "tiny", "--runs-dir", runs, "-o", out)
+    assert result.exit_code == 1
+    assert "already exists; pass --overwrite" in result.output
+    assert out.read_bytes() == b"keep me"
+
+
+def test_side_by_side_flag_without_a_value(runs, source, tmp_path):
+    """`--side-by-side` followed by another option takes no value: OUT_sbs.mp4 is checked too."""
+    from vid2vid_app.cli.dance_transfer import side_by_side_path
+
+    out = tmp_path / "clip.mp4"
+    assert side_by_side_path("__auto__", out) == tmp_path / "clip_sbs.mp4"
+    assert side_by_side_path("x.mkv", out).name == "x.mkv" and side_by_side_path(None, out) is None
+    (tmp_path / "clip_sbs.mp4").write_bytes(b"old")
+    result = run_cli(source, "--side-by-side", "-o", out, "-m", "tiny", "--runs-dir", runs)
+    assert result.exit_code == 1 and "clip_sbs.mp4 already exists" in result.output
+    assert not out.exists()
+
+
+def test_source_is_never_overwritten(runs, source):
+    before = source.read_bytes()
+    result = run_cli(source, "-m", "tiny", "--runs-dir", runs, "-o", source, "--overwrite")
+    assert result.exit_code == 1
+    assert "is the source video" in result.output
+    assert source.read_bytes() == before
+
+
+@pytest.mark.parametrize("content", [None, b"this is not a video"])
+def test_missing_or_invalid_source(runs, tmp_path, content):
+    src = tmp_path / "src.mp4"
+    if content is not None:
+        src.write_bytes(content)
+    result = run_cli(src, "-m", "tiny", "--runs-dir", runs, "-o", tmp_path / "o.mp4")
+    assert result.exit_code == 1
+    assert str(src) in result.output
+    assert ("does not exist" if content is None else "not a readable video") in result.output
+
+
+def test_truncated_source_transfers_what_decodes_and_says_so(runs, source, tmp_path):
+    data = source.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "out.mp4"
+    result = run_cli(cut, "-m", "tiny", "--runs-dir", runs, "-o", out)
+    assert result.exit_code == 0, result.output
+    n = probe(out).frame_count
+    assert 0 < n < SOURCE_FRAMES
+    assert f"ended after {n} of the expected {SOURCE_FRAMES} frames" in result.output
+
+
+def test_model_file_from_an_older_config_still_transfers(runs, source, tmp_path):
+    """A model file written before some config fields existed (and without run data) loads and
+    transfers; missing fields take their defaults."""
+    payload = torch.load(runs / "tiny" / "model.pt", weights_only=True)
+    for key in ("face_size", "face_box_frac", "val_max_frames", "detect_max_side", "videos"):
+        payload["config"].pop(key)
+    payload.pop("data")
+    old = tmp_path / "old" / "model.pt"
+    old.parent.mkdir()
+    torch.save(payload, old)
+    out = tmp_path / "old.mp4"
+    result = run_cli(source, "-m", old, "-o", out, "--end", "4", "--no-normalize", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert probe(out).frame_count == 4
+
+
+def test_crop_follows_the_person_inside_the_region(source):
+    """The two-person clip: on whole frames the detector follows the woman in front; cropping to
+    the upper part makes the man behind her the source (coordinates in the region's pixels)."""
+    from vid2vid_app.inference.transfer import detect_source_poses
+
+    whole = detect_source_poses(source, 0, 10, quiet=True)
+    region = (0, 0, 362, 400)
+    cropped = detect_source_poses(source, 0, 10, crop=region, quiet=True)
+    assert cropped.sequence.size == (362, 400) and cropped.detected == 10
+    nose_whole = np.nanmean(whole.sequence.keypoints[:, 0, 1])
+    nose_crop = np.nanmean(cropped.sequence.keypoints[:, 0, 1]) + region[1]
+    assert nose_whole > 260 and nose_crop < 220  # the woman's head is low in the frame, the man's high
+
+
+def test_crop_outside_the_frame_is_refused(runs, source, tmp_path):
+    result = run_cli(source, "-m", "tiny", "--runs-dir", runs, "-o", tmp_path / "o.mp4", "--crop", "300,0,100,100")
+    assert result.exit_code == 1 and "must lie inside the 362x640 frames" in result.output
+    result = run_cli(source, "-m", "tiny", "--runs-dir", runs, "-o", tmp_path / "o.mp4", "--crop", "1,2,3")
+    assert result.exit_code == 2 and "X,Y,WIDTH,HEIGHT" in result.output
+
+
+def test_bad_ranges(source):
+    with pytest.raises(UserError, match="has only 36 frames"):
+        frame_range(36, 60.0, "40", None, source)
+    with pytest.raises(UserError, match="holds no frame"):
+        frame_range(36, 60.0, "20", "10", source)
+    with pytest.raises(UserError, match="neither a frame number"):
+        parse_position("ten", 60.0, "start")
+
+
+# ------------------------------------------------------------------------------ pieces
+
+
+def test_parse_position_frames_and_seconds():
+    assert parse_position("120", 30.0) == 120
+    assert parse_position("2.5s", 30.0) == 75
+    assert parse_position("1s", 29.97) == 30
+    assert parse_position(None, 30.0) is None
+    assert frame_range(100, 50.0, None, "1s") == (0, 50)
+    assert frame_range(100, 50.0, "10", "500") == (10, 100)  # the end is clipped to the video
+
+
+def test_hold_missing_uses_the_nearest_earlier_detection():
+    kp = np.arange(6, dtype=np.float32).reshape(6, 1, 1).repeat(3, axis=2)
+    valid = np.array([False, True, False, False, True, False])
+    held = hold_missing(kp, valid)
+    # Frame 0 (before the first detection) takes frame 1; 2-3 take 1; 5 takes 4.
+    assert held[:, 0, 0].tolist() == [1, 1, 1, 1, 4, 4]
+
+
+def test_fit_keypoints_letterboxes_into_the_target_frame():
+    kp = np.array([[[0, 0, 1], [720, 1280, 0.5]]], dtype=np.float32)  # corners of a 720x1280 frame
+    out = fit_keypoints(kp, (720, 1280), (360, 640))
+    np.testing.assert_allclose(out[0, :, :2], [[0, 0], [360, 640]])
+    land = fit_keypoints(kp, (1280, 720), (360, 640))  # landscape into portrait: centred vertically
+    # scale 360/1280: the content is 360x202 (202.5 rounded to even), top bar (640 - 202) // 2 = 219.
+    np.testing.assert_allclose(land[0, 0, :2], [0, 219], atol=1e-4)
+    assert land[0, 1, 2] == pytest.approx(0.5)
+
+
+def test_normalisation_puts_the_source_on_the_target_ground_and_scale(bundled_samples):
+    """Real source poses (another camera, other size) mapped onto the target's statistics: their
+    ankle range and body heights become the target's (within a few pixels)."""
+    from vid2vid_app.inference.transfer import detect_source_poses
+
+    src = bundled_samples / "target_cam03.mp4"  # 362x640, another view: other ground line and scale
+    poses = detect_source_poses(src, 0, 60, quiet=True)
+    out = to_target_poses(poses, TARGET_SIZE, TARGET_STATS, normalize=True, source=src)
+    stats = compute_stats(PoseSequence(out, TARGET_SIZE, 60.0))
+    # The source moves over less depth than the target, so normalize() centres its (narrower)
+    # range on the target's middle ground position.
+    middle = (TARGET_STATS.close_ankle_y + TARGET_STATS.far_ankle_y) / 2
+    assert (stats.close_ankle_y + stats.far_ankle_y) / 2 == pytest.approx(middle, abs=6)
+    assert stats.height_close == pytest.approx(TARGET_STATS.height_at(stats.close_ankle_y), rel=0.03)
+    # Without normalisation the source keeps its own ground line, about 24 px lower.
+    raw = to_target_poses(poses, TARGET_SIZE, TARGET_STATS, normalize=False, source=src)
+    raw_stats = compute_stats(PoseSequence(raw, TARGET_SIZE, 60.0))
+    assert (raw_stats.close_ankle_y + raw_stats.far_ankle_y) / 2 - middle > 15
+
+
+def test_numpy_conversions_match_the_torch_ones():
+    """The render/encode threads convert with numpy; the results must equal imaging's torch
+    conversions exactly (including values that round half to even)."""
+    from vid2vid_app.imaging import float_array_to_uint8, to_float_array
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (2, 9, 7, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(to_float_array(images), to_tensor(images).numpy())
+    x = np.concatenate([rng.uniform(-1.2, 1.2, (1, 3, 5, 4)),
+                        (np.arange(60).reshape(1, 3, 5, 4) + 0.5) / 127.5 - 1], axis=0).astype(np.float32)
+    np.testing.assert_array_equal(float_array_to_uint8(x), to_uint8(torch.from_numpy(x)))
+    np.testing.assert_array_equal(float_array_to_uint8(x[0]), to_uint8(torch.from_numpy(x[0])))

@@ -1,0 +1,447 @@
+"""``dance train``: prepare a target's data once, then train the stages, then write the model file.
+
+Run folder ``RUNS/NAME/``::
+
+    dance_config.json     the resolved DanceConfig (written first; marks the folder as a dance run)
+    data/                 prepared frames and poses (see vid2vid_app.data.dance_prepare)
+    global/, local/, face/  one training run folder per stage (config.json, log.txt, stats.jsonl,
+                          samples/, checkpoints/) managed by vid2vid_app.training
+    global/generator.pt   the stage's generator export, written when the stage finishes
+    model.pt              the finished model (vid2vid_app.inference.dance_model), written last
+
+Stages, each resumable: (1) ``global``: pix2pixHD global generator on cat(pose, previous frame),
+per-frame multiscale discriminator and temporal pair discriminator; (2) ``local``: local enhancer
+at twice the resolution whose global branch starts from stage 1; (3) ``face``: residual face
+generator and face discriminator around the head, the body generator frozen. A stage is finished
+when its ``generator.pt`` exists; ``resume`` skips finished stages and continues the current one
+from its latest checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .config import load_json, save_json, to_dict
+from .dance_config import DanceConfig, final_canvas, validate
+from .data.dance_dataset import StagePoses, TemporalPairDataset, downscale_frame
+from .data.dance_prepare import PreparedData, prepare_dance_data
+from .device import resolve_device
+from .errors import UserError
+from .imaging import to_tensor, to_uint8
+from .inference.dance_model import MODEL_FILENAME, default_runs_dir, refine_faces, save_dance_model
+
+log = logging.getLogger(__name__)
+
+CONFIG_NAME = "dance_config.json"
+STAGE_EXPORT = "generator.pt"
+POSE_CHANNELS = 3
+
+
+@dataclass
+class StageResult:
+    """What one stage did: ``steps`` trained in total, ``seconds`` spent in this call, the last
+    validation metrics (``psnr``, ``ssim`` on held-out frames) and whether it was already done."""
+
+    stage: str
+    steps: int
+    seconds: float
+    val: dict[str, float] = field(default_factory=dict)
+    skipped: bool = False
+
+
+@dataclass
+class DanceTrainSummary:
+    name: str
+    run_dir: Path
+    model_path: Path
+    stages: list[StageResult]
+    seconds: float
+    frames: int
+    frames_with_person: int
+    train_pairs: int
+    val_frames: int
+    resolution: tuple[int, int]
+    notes: list[str]
+
+    def lines(self) -> list[str]:
+        """Human-readable summary lines."""
+        out = [f"model {self.name}: {self.model_path}",
+               f"data: {self.frames} frames ({self.frames_with_person} with a person), "
+               f"{self.train_pairs} training pairs, {self.val_frames} held-out frames",
+               f"resolution {self.resolution[0]}x{self.resolution[1]}, total time {self.seconds:.1f} s"]
+        for r in self.stages:
+            val = ", ".join(f"{k} {v:.2f}" for k, v in r.val.items()) if r.val else "no validation"
+            state = " (already finished)" if r.skipped else ""
+            out.append(f"  {r.stage}: {r.steps} steps, {r.seconds:.1f} s, {val}{state}")
+        out += [f"note: {n}" for n in self.notes]
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Run folder policy
+# ---------------------------------------------------------------------------------------------
+
+def check_name(name: str) -> str:
+    if not name or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise UserError(f"model name {name!r} must be letters, digits, '.', '_' or '-' (no slashes).")
+    return name
+
+
+def open_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> bool:
+    """Apply the clobber policy to ``run_dir``; returns True when an earlier run is continued."""
+    if not run_dir.exists():
+        return False
+    ours = (run_dir / CONFIG_NAME).is_file()
+    if not ours:
+        if run_dir.is_dir() and not any(run_dir.iterdir()):
+            return False
+        raise UserError(f"{run_dir} exists and is not a `dance train` run folder; choose another --name "
+                        "or --runs-dir.")
+    if resume:
+        return True
+    if overwrite:
+        shutil.rmtree(run_dir)
+        return False
+    raise UserError(f"run {run_dir} already exists; pass --resume to continue it or --overwrite to "
+                    "start again from scratch.")
+
+
+def resolve_config(run_dir: Path, cfg: DanceConfig, continuing: bool, videos: list[Path]) -> DanceConfig:
+    """On resume the saved config rules (except the runtime knobs device/num_workers); the target
+    videos must be the same ones."""
+    if not continuing:
+        return cfg
+    saved = load_json(DanceConfig, run_dir / CONFIG_NAME)
+    given = [str(v.resolve()) for v in videos]
+    if saved.videos and list(saved.videos) != given:
+        raise UserError(f"run {run_dir} was trained on {', '.join(saved.videos)}; resume it with the "
+                        "same target videos (or use --overwrite to start again).")
+    saved.device, saved.num_workers = cfg.device, cfg.num_workers
+    return saved
+
+
+# ---------------------------------------------------------------------------------------------
+# Networks per stage
+# ---------------------------------------------------------------------------------------------
+
+def build_global(cfg: DanceConfig):
+    from .models import build_generator
+
+    return build_generator("global", in_channels=POSE_CHANNELS + 3, out_channels=3, ngf=cfg.ngf,
+                           n_downsample=cfg.n_downsample, n_blocks=cfg.n_blocks, norm=cfg.norm)
+
+
+def build_local(cfg: DanceConfig, global_generator=None):
+    from .models import build_generator, load_global_into_local
+
+    local = build_generator("local", in_channels=POSE_CHANNELS + 3, out_channels=3, ngf=cfg.ngf // 2,
+                            n_downsample=cfg.n_downsample, n_blocks=cfg.n_blocks, n_local_enhancers=1,
+                            n_blocks_local=cfg.n_blocks_local, norm=cfg.norm)
+    if global_generator is not None:
+        load_global_into_local(local, global_generator)
+    return local
+
+
+def build_face(cfg: DanceConfig):
+    from .models import build_generator
+
+    return build_generator("face", in_channels=POSE_CHANNELS + 3, out_channels=3, ngf=cfg.ngf_face,
+                           n_downsample=cfg.n_downsample_face, n_blocks=cfg.n_blocks_face, norm=cfg.norm)
+
+
+def build_discriminators(cfg: DanceConfig):
+    """(per-frame multiscale D on cat(pose, frame), temporal D on cat(pose t, pose t+1, frame t, t+1))."""
+    from .models import build_discriminator
+
+    d = build_discriminator("multiscale", in_channels=POSE_CHANNELS + 3, ndf=cfg.ndf, n_layers=cfg.n_layers_d,
+                            norm=cfg.norm, num_d=cfg.num_d)
+    dt = build_discriminator("temporal", in_channels=2 * (POSE_CHANNELS + 3), ndf=cfg.ndf,
+                             n_layers=cfg.n_layers_d, norm=cfg.norm, num_d=cfg.num_d)
+    return d, dt
+
+
+def make_vgg(cfg: DanceConfig, explicit: bool, notes: list[str]):
+    """The VGG loss, or None. A preset's VGG without weights falls back to no VGG (noted); an
+    explicitly given weight file that is missing is an error."""
+    if not cfg.vgg or cfg.lambda_vgg <= 0:
+        return None
+    from .models.losses import VGGLoss, find_vgg_weights
+
+    path = find_vgg_weights(cfg.vgg_backbone, cfg.vgg_weights)
+    if path is None:
+        if explicit:
+            raise UserError(f"VGG weight file {cfg.vgg_weights} does not exist; pass the path of a "
+                            f"{cfg.vgg_backbone} ImageNet state dict (e.g. vgg16_features_imagenet.pth).")
+        message = (f"no {cfg.vgg_backbone} ImageNet weights found (--vgg-weights, $VID2VID_VGG_WEIGHTS, "
+                   "$VID2VID_WEIGHTS_DIR); training without the VGG loss")
+        log.warning(message)
+        notes.append(message)
+        return None
+    return VGGLoss(path, backbone=cfg.vgg_backbone)
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation: generate the held-out frames in order, feeding back the previous output
+# ---------------------------------------------------------------------------------------------
+
+class HeldOut:
+    """Held-out frames at one stage's resolution: real uint8 frames, pose tensors, face boxes."""
+
+    def __init__(self, data: PreparedData, indices: np.ndarray, style, factor: int, max_frames: int,
+                 face_side: int | None = None):
+        self.indices = np.asarray(indices[:max_frames], dtype=np.int64)
+        poses = StagePoses(data, factor, style)
+        frames = data.frames
+        self.real = [downscale_frame(frames[t], factor) for t in self.indices]
+        self.poses = [to_tensor(poses.render(int(t))) for t in self.indices]
+        self.boxes = ([poses.face_box(int(t), face_side) for t in self.indices] if face_side
+                      else [None] * len(self.indices))
+        # A new sequence starts (previous output reset to zeros) after a gap in the indices.
+        self.starts = np.ones(len(self.indices), dtype=bool)
+        self.starts[1:] = np.diff(self.indices) != 1
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @torch.no_grad()
+    def generate(self, generator, face_generator=None, face_size: int = 0) -> list[np.ndarray]:
+        device = next(generator.parameters()).device
+        was_training = generator.training
+        generator.eval()
+        out, prev = [], None
+        try:
+            for pose, start, box in zip(self.poses, self.starts, self.boxes, strict=True):
+                pose = pose.to(device)
+                if start or prev is None:
+                    prev = torch.zeros_like(pose)
+                fake = generator(torch.cat([pose, prev], dim=1))
+                if face_generator is not None and box is not None:
+                    boxes = torch.as_tensor(box[None], device=device)
+                    fake = refine_faces(face_generator, fake, pose, boxes, face_size)
+                prev = fake
+                out.append(to_uint8(fake[0]))
+        finally:
+            generator.train(was_training)
+        return out
+
+    def metrics(self, generator, face_generator=None, face_size: int = 0) -> dict[str, float]:
+        from .metrics import psnr, ssim
+
+        if not len(self):
+            return {}
+        fakes = self.generate(generator, face_generator, face_size)
+        return {"val_psnr": psnr(fakes, self.real), "val_ssim": ssim(fakes, self.real)}
+
+
+# ---------------------------------------------------------------------------------------------
+# The command
+# ---------------------------------------------------------------------------------------------
+
+def train_dance(videos: list[str | Path], name: str, cfg: DanceConfig, *, runs_dir: str | Path | None = None,
+                resume: bool = False, overwrite: bool = False, quiet: bool = False,
+                vgg_explicit: bool = False) -> DanceTrainSummary:
+    """Prepare the data of the target ``videos`` and train the configured stages into
+    ``RUNS/NAME``; returns a summary. Raises :class:`UserError` for bad input (see the module doc)."""
+    from .pose.render import RenderStyle
+    from .video import probe
+
+    t_start = time.perf_counter()
+    check_name(name)
+    videos = [Path(v) for v in videos]
+    if not videos:
+        raise UserError("give at least one target video.")
+    for v in videos:
+        probe(v)  # clear errors for missing or unreadable files before anything is written
+    run_dir = default_runs_dir(runs_dir) / name
+    cfg = resolve_config(run_dir, cfg, resume and (run_dir / CONFIG_NAME).is_file(), videos)
+    cfg.videos = tuple(str(v.resolve()) for v in videos)
+    validate(cfg)
+    notes: list[str] = []
+    vgg = make_vgg(cfg, vgg_explicit, notes)  # before any work: a missing weight file fails fast
+    continuing = open_run_dir(run_dir, resume=resume, overwrite=overwrite)
+
+    # 1. Data (cached in RUNS/NAME/data).
+    info = probe(videos[0])
+    target_size = (info.width, info.height)
+    canvas = final_canvas(cfg, target_size)
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not continuing:
+        save_json(cfg, run_dir / CONFIG_NAME)
+    try:
+        data = prepare_dance_data(videos, run_dir / "data", canvas, detect_max_side=cfg.detect_max_side,
+                                  smooth_method=cfg.smooth_method, max_gap=cfg.max_gap,
+                                  min_frames=cfg.min_train_frames, quiet=quiet)
+        pairs, val_idx = data.split(cfg.val_fraction)
+        if len(pairs) < max(1, cfg.min_train_frames // 2):
+            raise UserError(f"only {len(pairs)} consecutive frame pairs with a person remain for training "
+                            f"in {', '.join(map(str, videos))} (after holding out {cfg.val_fraction:.0%}); "
+                            "give a longer target video.")
+    except UserError:
+        # Unusable target videos: a run folder created by this call would only block the next try.
+        if created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    if cfg.preset == "standard" and resolve_device(cfg.device).type == "cpu":
+        notes.append("the standard preset on a CPU takes days; --preset tiny is meant for CPUs")
+        log.warning(notes[-1])
+    style = RenderStyle(thickness_scale=cfg.render_thickness)
+
+    # 2. Stages.
+    results: list[StageResult] = []
+    body = None
+    face = None
+    face_side = stage_face_side(data, cfg) if "face" in cfg.stages else None
+    for stage in cfg.stages:
+        result, net = train_stage(stage, cfg, data, pairs, val_idx, style, run_dir, vgg=vgg, body=body,
+                                  face_side=face_side, resume=continuing, quiet=quiet)
+        results.append(result)
+        if stage == "face":
+            face = net
+        else:
+            body = net
+
+    # 3. The model file.
+    model_path = run_dir / MODEL_FILENAME
+    resolution = canvas
+    n_train, n_val = len(pairs), len(val_idx)
+    save_dance_model(
+        model_path, generator=body, face_generator=face, config=cfg, target_stats=data.stats,
+        render_style=style, target_size=target_size, resolution=resolution, letterbox=data.letterbox,
+        stage="local" if "local" in cfg.stages else "global",
+        data={"dir": "data", "frames_file": data.frames_path.name, "frames": len(data),
+              "canvas": list(canvas), "val_start": int(len(data) - round(len(data) * cfg.val_fraction)),
+              "val_frames": [int(i) for i in val_idx], "fps": data.fps,
+              "face_side": face_side})
+    return DanceTrainSummary(
+        name=name, run_dir=run_dir, model_path=model_path, stages=results,
+        seconds=time.perf_counter() - t_start, frames=len(data), frames_with_person=int(data.valid.sum()),
+        train_pairs=n_train, val_frames=n_val, resolution=resolution, notes=notes)
+
+
+def stage_face_side(data: PreparedData, cfg: DanceConfig) -> int | None:
+    """One face-box side (pixels at the final canvas) for the whole target, from the median head."""
+    from .models.face import face_side
+
+    return face_side(data.canvas_keypoints[data.valid], box_frac=cfg.face_box_frac)
+
+
+def train_config(cfg: DanceConfig, stage: str):
+    from .training import TrainConfig
+
+    steps = cfg.stage_steps(stage)
+    return TrainConfig(
+        steps=steps, decay_steps=int(round(steps * cfg.decay_fraction)), batch_size=cfg.batch_size,
+        lr=cfg.lr, beta1=cfg.beta1, beta2=cfg.beta2, num_workers=cfg.num_workers, seed=cfg.seed,
+        device=cfg.device, amp=cfg.amp, log_every=cfg.log_every, sample_every=cfg.sample_every,
+        checkpoint_every=cfg.checkpoint_every)
+
+
+def train_stage(stage: str, cfg: DanceConfig, data: PreparedData, pairs: np.ndarray, val_idx: np.ndarray,
+                style, run_dir: Path, *, vgg, body, face_side: int | None, resume: bool,
+                quiet: bool) -> tuple[StageResult, torch.nn.Module]:
+    """Train one stage (or load it when already finished); returns its result and its generator
+    (the body generator for global/local, the face generator for face), on the CPU, eval mode."""
+    from .training import export_generator, load_generator_export, train
+    from .training.objectives import FaceObjective, TemporalObjective
+
+    stage_dir = run_dir / stage
+    export_path = stage_dir / STAGE_EXPORT
+    if export_path.is_file():
+        generator, meta = load_generator_export(export_path)
+        return StageResult(stage, int(meta.get("steps", 0)), 0.0, dict(meta.get("val", {})), skipped=True), generator
+
+    factor = 2 if (stage == "global" and "local" in cfg.stages) else 1
+    heldout = HeldOut(data, val_idx, style, factor, cfg.val_max_frames,
+                      face_side=face_side if stage == "face" else None)
+    face_pairs = pairs
+    if stage == "global":
+        G = build_global(cfg)
+        D, Dt = build_discriminators(cfg)
+        objective = TemporalObjective(G, D, Dt, **loss_kwargs(cfg, vgg))
+        val_fn = (lambda _=None: heldout.metrics(objective.generator())) if len(heldout) else None
+    elif stage == "local":
+        G = build_local(cfg, body)
+        D, Dt = build_discriminators(cfg)
+        objective = TemporalObjective(G, D, Dt, **loss_kwargs(cfg, vgg))
+        val_fn = (lambda _=None: heldout.metrics(objective.generator())) if len(heldout) else None
+    else:
+        from .models import build_discriminator
+
+        face_G = build_face(cfg)
+        face_D = build_discriminator("face", in_channels=POSE_CHANNELS + 3, ndf=cfg.ndf_face,
+                                     n_layers=cfg.n_layers_d, norm=cfg.norm, num_d=cfg.num_d)
+        objective = FaceObjective(body, face_G, face_D, crop_size=cfg.face_size, lambda_l1=0.0,
+                                  **loss_kwargs(cfg, vgg))
+        body_for_val = body
+
+        def val_fn(_=None):
+            fg = objective.generator()
+            return heldout.metrics(body_for_val.to(next(fg.parameters()).device), fg, cfg.face_size)
+
+        poses = StagePoses(data, 1, style)
+        ok = np.array([poses.face_box(int(t), face_side) is not None and poses.face_box(int(t) + 1, face_side)
+                       is not None for t in pairs], dtype=bool)
+        face_pairs = pairs[ok]
+        if len(face_pairs) == 0:
+            raise UserError("the face stage needs frames where the face is visible; none were found.")
+        if not len(heldout):
+            val_fn = None
+    dataset = TemporalPairDataset(data, face_pairs if stage == "face" else pairs, style, factor=factor,
+                                  face_boxes=stage == "face", face_side=face_side,
+                                  pose_jitter=cfg.pose_jitter if stage != "face" else 0.0)
+    t0 = time.perf_counter()
+    result = train(objective, dataset, train_config(cfg, stage), stage_dir, resume=resume, quiet=quiet,
+                   app_config={"dance": to_dict(cfg), "stage": stage}, val_fn=val_fn, stage=stage)
+    seconds = time.perf_counter() - t0
+    generator = objective.generator()
+    # The loop validates at its last checkpoint; a stage found finished on resume did not.
+    val = dict(result.val) if result.val else (val_fn(generator) if val_fn else {})
+    val = {k: float(v) for k, v in val.items()}
+    steps = int(result.step)
+    export_generator(export_path, generator, {"stage": stage, "steps": steps, "val": val})
+    generator = generator.cpu().eval()
+    return StageResult(stage, steps, seconds, val), generator
+
+
+class ReconstructionLoss(torch.nn.Module):
+    """``lambda_vgg * VGG(fake, real) + lambda_l1 * mean |fake - real|`` on (N, 3, H, W) in [-1, 1].
+
+    Handed to the objectives as their perceptual term (with weight 1, so it shows as ``G_VGG`` in
+    the logs). The L1 part lets the tiny CPU preset, which has no VGG, learn the frame's layout in a
+    few hundred steps; the standard preset uses VGG alone, as the paper.
+    """
+
+    def __init__(self, vgg: torch.nn.Module | None, lambda_vgg: float, lambda_l1: float):
+        super().__init__()
+        self.vgg = vgg
+        self.lambda_vgg = float(lambda_vgg) if vgg is not None else 0.0
+        self.lambda_l1 = float(lambda_l1)
+
+    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        loss = fake.new_zeros(()).float()
+        if self.vgg is not None and self.lambda_vgg > 0:
+            loss = loss + self.vgg(fake, real) * self.lambda_vgg
+        if self.lambda_l1 > 0:
+            loss = loss + (fake.float() - real.float()).abs().mean() * self.lambda_l1
+        return loss
+
+
+def loss_kwargs(cfg: DanceConfig, vgg) -> dict[str, Any]:
+    """Loss arguments shared by the temporal and face objectives."""
+    recon = None
+    if (vgg is not None and cfg.lambda_vgg > 0) or cfg.lambda_l1 > 0:
+        recon = ReconstructionLoss(vgg, cfg.lambda_vgg, cfg.lambda_l1)
+    return {"gan_mode": cfg.gan_mode, "lambda_feat": cfg.lambda_feat,
+            "lambda_vgg": 1.0 if recon is not None else 0.0, "vgg": recon,
+            "n_layers_d": cfg.n_layers_d, "num_d": cfg.num_d}
+

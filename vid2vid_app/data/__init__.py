@@ -1,0 +1,1 @@
+"""Datasets and data caches: prepared motion-transfer data, temporal pairs, translation pairs."""

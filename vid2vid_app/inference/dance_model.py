@@ -1,0 +1,308 @@
+"""The trained motion-transfer model file: save, find by name, load, render and generate.
+
+A finished ``dance train`` run leaves ONE file, ``RUNS/NAME/model.pt``, holding everything that
+transfer needs (a plain dict, loadable with ``torch.load(weights_only=True)``):
+
+- ``generator_config`` / ``generator_state``: the last trained body generator (the local enhancer
+  when that stage was trained, else the global generator), rebuilt with ``build_generator``;
+- ``face_generator_config`` / ``face_generator_state``: the face residual generator, or ``None``;
+- ``config``: the :class:`~vid2vid_app.dance_config.DanceConfig` as a dict;
+- ``target_stats``: the target's :class:`~vid2vid_app.pose.normalize.BodyStats` (JSON), in the
+  pixel coordinates of the original target video of size ``target_size``;
+- ``render_style``: the :class:`~vid2vid_app.pose.render.RenderStyle` used for training;
+- ``resolution`` (w, h) of the generator's canvas and ``letterbox``: how target-video pixel
+  coordinates map into that canvas (scale, then offset), exactly as the training frames were fitted;
+- ``data``: where the run's prepared frames live (relative to the model file) and which frames were
+  held out for validation, for ``dance evaluate``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..config import from_dict, to_dict
+from ..dance_config import DanceConfig
+from ..device import autocast, autocast_dtype, resolve_device
+from ..errors import UserError
+from ..fileio import atomic_path
+from ..imaging import Letterbox, crop_to, pad_to_multiple
+
+MODEL_FILENAME = "model.pt"
+MODEL_KIND = "vid2vid_app.dance_model"
+MODEL_FORMAT_VERSION = 1
+
+
+def default_runs_dir(runs_dir: str | os.PathLike | None = None) -> Path:
+    """``runs_dir``, else $VID2VID_RUNS, else ./runs."""
+    if runs_dir is not None:
+        return Path(runs_dir)
+    return Path(os.environ.get("VID2VID_RUNS", "runs"))
+
+
+def list_models(runs_dir: str | os.PathLike | None = None) -> list[str]:
+    """Names of the finished models (folders holding ``model.pt``) in the runs folder, sorted."""
+    root = default_runs_dir(runs_dir)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / MODEL_FILENAME).is_file())
+
+
+def resolve_model_path(name_or_path: str | os.PathLike, runs_dir: str | os.PathLike | None = None) -> Path:
+    """Find a model file from a name (looked up in ``runs_dir``, else $VID2VID_RUNS, else ./runs),
+    a folder holding ``model.pt``, or a ``.pt`` file. Raises :class:`UserError` otherwise, listing
+    the models that exist for an unknown name."""
+    text = str(name_or_path)
+    path = Path(text)
+    if path.is_file():
+        return path
+    if path.is_dir() and (path / MODEL_FILENAME).is_file():
+        return path / MODEL_FILENAME
+    root = default_runs_dir(runs_dir)
+    looks_like_name = os.sep not in text and "/" not in text and not text.endswith(".pt") and text not in (".", "..")
+    if looks_like_name:
+        candidate = root / text
+        if (candidate / MODEL_FILENAME).is_file():
+            return candidate / MODEL_FILENAME
+        if candidate.is_dir() and not path.is_dir():
+            raise UserError(
+                f"model {text!r} in {root} has no {MODEL_FILENAME} yet (training not finished); "
+                f"continue it with `dance train ... --name {text} --resume`.")
+    if path.is_dir():
+        raise UserError(f"folder {path} holds no {MODEL_FILENAME}; is it a finished `dance train` run?")
+    if not looks_like_name:
+        raise UserError(f"model file {path} does not exist.")
+    names = list_models(root)
+    known = ", ".join(names) if names else "none"
+    raise UserError(f"unknown model {text!r}: no {root / text / MODEL_FILENAME}; models in {root}: {known}.")
+
+
+def letterbox_to_dict(box: Letterbox) -> dict[str, float]:
+    return {"scale": box.scale, "x0": box.x0, "y0": box.y0, "content_w": box.content_w,
+            "content_h": box.content_h}
+
+
+def letterbox_from_dict(data: dict[str, Any]) -> Letterbox:
+    return Letterbox(float(data["scale"]), int(data["x0"]), int(data["y0"]), int(data["content_w"]),
+                     int(data["content_h"]))
+
+
+def keypoints_to_canvas(keypoints: np.ndarray, box: Letterbox, factor: float = 1.0) -> np.ndarray:
+    """Map keypoints (..., K, 3) in source-video pixels into a letterboxed canvas.
+
+    ``x' = (x * scale + x0) * factor`` (same for y); confidences unchanged. ``factor`` maps the
+    canvas of ``box`` to a smaller/larger one (0.5: the global stage under a local-stage canvas).
+    NaN coordinates stay NaN.
+    """
+    out = np.array(keypoints, dtype=np.float32, copy=True)
+    out[..., 0] = (out[..., 0] * box.scale + box.x0) * factor
+    out[..., 1] = (out[..., 1] * box.scale + box.y0) * factor
+    return out
+
+
+def stats_to_json(stats) -> Any:
+    """A BodyStats as JSON-able data (whatever its ``to_json`` gives: a dict or a JSON string)."""
+    return stats.to_json()
+
+
+def stats_from_json(data: Any):
+    from ..pose.normalize import BodyStats
+
+    return BodyStats.from_json(data)
+
+
+def save_dance_model(path: str | os.PathLike, *, generator: torch.nn.Module,
+                     face_generator: torch.nn.Module | None, config: DanceConfig, target_stats,
+                     render_style, target_size: tuple[int, int], resolution: tuple[int, int],
+                     letterbox: Letterbox, stage: str, data: dict[str, Any] | None = None) -> Path:
+    """Write the model file atomically (temp file + rename). Tensors are moved to CPU."""
+
+    def cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+    payload = {
+        "format_version": MODEL_FORMAT_VERSION,
+        "kind": MODEL_KIND,
+        "stage": stage,
+        "generator_config": dict(generator.config),
+        "generator_state": cpu_state(generator),
+        "face_generator_config": dict(face_generator.config) if face_generator is not None else None,
+        "face_generator_state": cpu_state(face_generator) if face_generator is not None else None,
+        "config": to_dict(config),
+        "target_stats": stats_to_json(target_stats),
+        "render_style": to_dict(render_style),
+        "target_size": [int(target_size[0]), int(target_size[1])],
+        "resolution": [int(resolution[0]), int(resolution[1])],
+        "letterbox": letterbox_to_dict(letterbox),
+        "data": data or {},
+    }
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def read_model_file(path: str | os.PathLike) -> dict[str, Any]:
+    """The raw model dict (``weights_only`` load); :class:`UserError` when it is not a model file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"model file {path} does not exist.")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not our file"
+        raise UserError(f"{path} is not a readable model file ({type(exc).__name__}).") from None
+    if not isinstance(payload, dict) or payload.get("kind") != MODEL_KIND:
+        raise UserError(f"{path} is not a `dance train` model file.")
+    if int(payload.get("format_version", 0)) > MODEL_FORMAT_VERSION:
+        raise UserError(f"{path} was written by a newer version of vid2vid_app (format "
+                        f"{payload['format_version']}); upgrade to load it.")
+    return payload
+
+
+def _build(config: dict[str, Any], state: dict[str, torch.Tensor], path: Path) -> torch.nn.Module:
+    from ..models import build_generator
+
+    net = build_generator(**config)
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        raise UserError(f"{path}: the stored weights do not fit the stored generator config "
+                        f"({str(exc).splitlines()[0]}).") from None
+    return net.eval().requires_grad_(False)
+
+
+@dataclass
+class DanceModel:
+    """A trained per-subject model, ready for inference.
+
+    ``generator`` maps cat(pose image, previous output) (N, 6, H, W) in [-1, 1] to a frame
+    (N, 3, H, W) in [-1, 1] at ``resolution`` (w, h). ``face_generator`` (or None) refines the face
+    crop. ``target_stats`` and ``target_size`` (w, h) describe the target video in its own pixels;
+    ``render`` maps such coordinates into the canvas like the training frames were letterboxed.
+    """
+
+    generator: torch.nn.Module
+    face_generator: torch.nn.Module | None
+    resolution: tuple[int, int]
+    target_stats: Any
+    render_style: Any
+    target_size: tuple[int, int]
+    letterbox: Letterbox
+    config: dict[str, Any]
+    device: torch.device
+    stage: str = "global"
+    path: Path | None = None
+    data: dict[str, Any] | None = None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device | None = "cpu") -> DanceModel:
+        """Load a model file written by :func:`save_dance_model` onto ``device`` ("auto" picks CUDA
+        when available). Files from older versions (fewer config fields) still load."""
+        from ..pose.render import RenderStyle
+
+        path = Path(path)
+        payload = read_model_file(path)
+        device = device if isinstance(device, torch.device) else resolve_device(device)
+        generator = _build(payload["generator_config"], payload["generator_state"], path)
+        face = None
+        if payload.get("face_generator_config"):
+            face = _build(payload["face_generator_config"], payload["face_generator_state"], path)
+        config = to_dict(from_dict(DanceConfig, payload.get("config", {})))
+        model = cls(
+            generator=generator,
+            face_generator=face,
+            resolution=(int(payload["resolution"][0]), int(payload["resolution"][1])),
+            target_stats=stats_from_json(payload["target_stats"]),
+            render_style=from_dict(RenderStyle, payload.get("render_style", {})),
+            target_size=(int(payload["target_size"][0]), int(payload["target_size"][1])),
+            letterbox=letterbox_from_dict(payload["letterbox"]),
+            config=config,
+            device=device,
+            stage=str(payload.get("stage", "global")),
+            path=path,
+            data=dict(payload.get("data") or {}),
+        )
+        return model.to(device)
+
+    def to(self, device: str | torch.device) -> DanceModel:
+        """Move the networks to ``device`` (channels_last on CUDA, where convolutions prefer it)."""
+        self.device = torch.device(device)
+        memory_format = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
+        self.generator.to(self.device, memory_format=memory_format)
+        if self.face_generator is not None:
+            self.face_generator.to(self.device, memory_format=memory_format)
+        return self
+
+    @property
+    def face_size(self) -> int:
+        return int(self.config.get("face_size", 128))
+
+    def canvas_keypoints(self, keypoints: np.ndarray) -> np.ndarray:
+        """Keypoints (..., 33, 3) in target-video pixels -> canvas pixels at ``resolution``."""
+        return keypoints_to_canvas(keypoints, self.letterbox)
+
+    def render(self, keypoints: np.ndarray) -> np.ndarray:
+        """Stick figure of ``keypoints`` (33, 3) given in target-video pixel coordinates, drawn at
+        ``resolution`` as uint8 (H, W, 3) — the same drawing the generator was trained on."""
+        from ..pose.render import render_pose
+
+        w, h = self.resolution
+        return render_pose(self.canvas_keypoints(keypoints), w, h, self.render_style)
+
+    def face_box(self, keypoints: np.ndarray) -> np.ndarray | None:
+        """The face box (x0, y0, x1, y1) in canvas pixels for ``keypoints`` (33, 3) in target-video
+        pixels, or None when the model has no face stage or the pose shows no face. Pass it to
+        :meth:`generate` as ``boxes`` (one row per image)."""
+        if self.face_generator is None:
+            return None
+        from ..models.face import face_box
+
+        # The face stage was trained on boxes of one side per target (a steady crop scale).
+        side = (self.data or {}).get("face_side")
+        box = face_box(self.canvas_keypoints(keypoints), self.resolution,
+                       box_frac=float(self.config.get("face_box_frac", 2.0)),
+                       side=int(side) if side else None)
+        return None if box is None else np.asarray(box, dtype=np.float32)
+
+    @torch.inference_mode()
+    def generate(self, pose_images: torch.Tensor, prev: torch.Tensor | None = None,
+                 boxes: torch.Tensor | np.ndarray | None = None) -> torch.Tensor:
+        """One generation step.
+
+        pose_images: (N, 3, H, W) in [-1, 1] at ``resolution``; prev: the previous generated
+        frames (N, 3, H, W) in [-1, 1], or None for the first frame (zeros, as in training).
+        boxes: (N, 4) face boxes from :meth:`face_box`; the face stage is applied when the model
+        has one and boxes are given. Returns (N, 3, H, W) float32 in [-1, 1] on ``device``.
+        """
+        pose = pose_images.to(self.device, torch.float32)
+        prev = torch.zeros_like(pose[:, :3]) if prev is None else prev.to(self.device, torch.float32)
+        x = torch.cat([pose, prev], dim=1)
+        x, hw = pad_to_multiple(x, int(getattr(self.generator, "stride", 1)))
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(self.device, autocast_dtype(self.device)):
+            out = crop_to(self.generator(x), hw).float()
+            if self.face_generator is not None and boxes is not None:
+                out = self._refine_faces(out, pose, boxes)
+        return out.float().clamp_(-1.0, 1.0)
+
+    def _refine_faces(self, frames: torch.Tensor, pose: torch.Tensor, boxes) -> torch.Tensor:
+        boxes = torch.as_tensor(np.asarray(boxes, dtype=np.float32), device=self.device).reshape(-1, 4)
+        return refine_faces(self.face_generator, frames, pose, boxes, self.face_size)
+
+
+def refine_faces(face_generator: torch.nn.Module, frames: torch.Tensor, pose: torch.Tensor,
+                 boxes: torch.Tensor, size: int) -> torch.Tensor:
+    """The face stage: crop (size x size) face boxes (N, 4) from the pose images and the generated
+    frames (N, 3, H, W), let the face generator refine cat(pose crop, frame crop), paste back."""
+    from ..models.face import crop_faces, paste_faces
+
+    pose_crop = crop_faces(pose, boxes, size)
+    frame_crop = crop_faces(frames, boxes, size)
+    refined = face_generator(torch.cat([pose_crop, frame_crop], dim=1))
+    return paste_faces(frames, refined, boxes)

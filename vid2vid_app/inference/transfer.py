@@ -1,0 +1,544 @@
+"""Motion transfer ("do as I do"): the trained target person performs a source video's moves.
+
+One call, :func:`transfer`, runs the numbered steps:
+
+1. **Source poses.** Decode the source (in a background thread, downscaled for the detector) and
+   detect the followed person in every frame; interpolate short misses, smooth.
+2. **Normalise** the source poses onto the target's body statistics (global pose normalisation:
+   the source's scale and ground line become the target's). ``normalize=False`` only fits the
+   source frame into the target's frame (uniform scale, centred), for sources filmed like the
+   target.
+3. **Render** a stick figure per frame at the model's canvas, with the training renderer.
+4. **Generate** frame by frame, feeding each output back as the next frame's "previous frame".
+5. **Encode** at the source's frame rate with the source's audio (trimmed to the chosen range).
+
+Steps 1-2 need the whole source first (the normalisation statistics describe all its frames), so
+there are two passes over the source. In the second pass rendering (step 3) and encoding
+(step 5, plus decoding the source again for the side-by-side video) run in background threads
+beside the generator, so the generator is rarely kept waiting.
+
+Output geometry: the model's canvas holds the target video letterboxed (aspect kept, black bars).
+The output video is the content part of the canvas: the target video's aspect at the model's
+resolution (e.g. 128x228 for a 360x640 target on a 128x256 canvas), black bars cropped away.
+The encoder pads an odd width or height to even. The output has exactly one frame per source
+frame in the chosen range; frames where nobody was detected reuse interpolated poses (short
+gaps) or hold the nearest detected pose (long gaps, and before the first / after the last
+detection), and the report counts both.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from ..fileio import check_output_path
+from ..imaging import Letterbox, float_array_to_uint8, hstack, letterbox_geometry, to_float_array
+from ..progress import progress
+
+# The detector works on frames whose longer side is at most this many pixels (MediaPipe scales
+# its input to 256 px anyway); coordinates are mapped back to the source's own pixels.
+DETECT_MAX_SIDE = 640
+# The side-by-side video is at least this tall, so a tiny model's output stays visible.
+SIDE_BY_SIDE_MIN_HEIGHT = 256
+
+_POSITION = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*(s)?\s*$")
+
+
+@dataclass
+class TransferOptions:
+    """Settings of :func:`transfer`.
+
+    start, end: the frame range ``[start, end)`` of the source to transfer. An int, or a string:
+        ``"120"`` is frame 120, ``"2.5s"`` is 2.5 seconds (rounded to the nearest frame).
+        None: from the first frame / to the last one.
+    normalize: global pose normalisation onto the target (False: fit the source frame only).
+    side_by_side: also write source | stick figure | generated to this video file.
+    device: "auto", "cpu", "cuda", "cuda:N".
+    quality: x264 CRF of the outputs (18 = visually lossless).
+    smooth_method: "one_euro" or "median" (see :func:`vid2vid_app.pose.smooth`); None: no smoothing.
+    max_gap: longest run of missed frames bridged by interpolation (None: a quarter second).
+    crop: (x, y, width, height) in source pixels: use only this region of the source, e.g. to
+        pick one of several people (the detector follows one person per video). The region then
+        plays the role of the source frame (normalisation, side-by-side panel).
+    quiet: no progress bars.
+    overwrite: replace existing outputs.
+    """
+
+    start: int | str | None = None
+    end: int | str | None = None
+    normalize: bool = True
+    side_by_side: Path | None = None
+    device: str | None = "auto"
+    quality: int = 18
+    smooth_method: str | None = "one_euro"
+    max_gap: int | None = None
+    crop: tuple[int, int, int, int] | None = None
+    quiet: bool = False
+    overwrite: bool = False
+
+
+@dataclass
+class TransferReport:
+    """What :func:`transfer` did. Times in seconds; ``size`` is the output (width, height)."""
+
+    output: Path
+    side_by_side: Path | None
+    source: Path
+    model: Path | None
+    frames: int
+    start: int
+    end: int
+    fps: float
+    size: tuple[int, int]
+    frames_detected: int
+    frames_interpolated: int
+    frames_held: int
+    normalized: bool
+    audio: bool
+    device: str
+    crop: tuple[int, int, int, int] | None = None
+    pose_seconds: float = 0.0
+    generate_seconds: float = 0.0
+    total_seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def generate_fps(self) -> float:
+        """Frames per second of the generation pass (render + generate + encode)."""
+        return self.frames / self.generate_seconds if self.generate_seconds > 0 else float("nan")
+
+    def summary(self) -> str:
+        lines = [
+            f"wrote {self.output} ({self.frames} frames {self.start}-{self.start + self.frames - 1} of {self.source.name}, "
+            f"{self.size[0]}x{self.size[1]} at {self.fps:g} fps, {'with' if self.audio else 'no'} audio)",
+        ]
+        if self.side_by_side is not None:
+            lines.append(f"wrote {self.side_by_side} (source | stick figure | generated)")
+        missed = self.frames - self.frames_detected
+        region = "" if self.crop is None else " (region x={} y={} {}x{})".format(*self.crop)
+        lines.append(f"person detected{region} in {self.frames_detected}/{self.frames} frames"
+                     + (f"; {self.frames_interpolated} interpolated, {self.frames_held} held from the "
+                        f"nearest detected frame" if missed else ""))
+        lines.append(f"poses {'normalised onto the target' if self.normalized else 'not normalised'}; "
+                     f"device {self.device}")
+        lines.append(f"time {self.total_seconds:.1f} s (poses {self.pose_seconds:.1f} s, generation "
+                     f"{self.generate_seconds:.1f} s = {self.generate_fps:.1f} frames/s)")
+        lines.extend(self.notes)
+        return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------
+# Frame range
+
+
+def parse_position(value: int | str | None, fps: float, name: str = "position") -> int | None:
+    """A frame index from ``value``: an int or ``"120"`` is a frame index, ``"2.5s"`` seconds
+    (rounded to the nearest frame at ``fps``); None stays None. :class:`UserError` otherwise."""
+    if value is None or isinstance(value, int):
+        if isinstance(value, int) and value < 0:
+            raise UserError(f"--{name} {value} must not be negative.")
+        return value
+    m = _POSITION.match(str(value))
+    if not m:
+        raise UserError(f"--{name} {value!r} is neither a frame number (e.g. 120) nor seconds (e.g. 2.5s).")
+    number, seconds = m.group(1), m.group(2)
+    if seconds:
+        return int(round(float(number) * fps))
+    if "." in number:
+        raise UserError(f"--{name} {value!r}: a frame number is a whole number; write seconds as {value}s.")
+    return int(number)
+
+
+def frame_range(frame_count: int, fps: float, start: int | str | None, end: int | str | None,
+                source: Path | str = "the source") -> tuple[int, int]:
+    """``[start, end)`` clipped to the video; :class:`UserError` when it holds no frame."""
+    s = parse_position(start, fps, "start") or 0
+    e = parse_position(end, fps, "end")
+    e = frame_count if e is None else min(e, frame_count)
+    if s >= frame_count:
+        raise UserError(f"--start is frame {s} but {source} has only {frame_count} frames.")
+    if e <= s:
+        raise UserError(f"the range --start {start} --end {end} holds no frame of {source} (frames {s} to {e}).")
+    return s, e
+
+
+def check_crop(crop: tuple[int, int, int, int] | None, width: int, height: int,
+               source: Path | str = "the source") -> tuple[int, int, int, int]:
+    """The region (x, y, w, h) of the source to use: ``crop`` checked against the frame size,
+    or the whole frame. :class:`UserError` when it is not inside the frame or is too small."""
+    if crop is None:
+        return 0, 0, width, height
+    x, y, w, h = (int(v) for v in crop)
+    if x < 0 or y < 0 or w < 16 or h < 16 or x + w > width or y + h > height:
+        raise UserError(f"--crop {x},{y},{w},{h} must lie inside the {width}x{height} frames of {source} "
+                        "and be at least 16x16 pixels.")
+    return x, y, w, h
+
+
+def _cropped(frames, region: tuple[int, int, int, int], scale_x: float, scale_y: float) -> Iterator[np.ndarray]:
+    """``region`` (x, y, w, h) in source pixels cut from frames decoded at (scale_x, scale_y)."""
+    x, y, w, h = region
+    x0, y0 = round(x * scale_x), round(y * scale_y)
+    x1, y1 = max(x0 + 1, round((x + w) * scale_x)), max(y0 + 1, round((y + h) * scale_y))
+    for frame in frames:
+        yield np.ascontiguousarray(frame[y0:y1, x0:x1])
+
+
+# ------------------------------------------------------------------------------------------------
+# Step 1: source poses
+
+
+@dataclass
+class SourcePoses:
+    """Poses of the source range. ``sequence`` keypoints (T, 33, 3) in source pixels after gap
+    filling and smoothing, with NaN frames where nobody was found for too long; ``filled``
+    the same with those frames held from the nearest detected frame (no NaN frame left)."""
+
+    sequence: Any  # PoseSequence
+    filled: np.ndarray
+    detected: int
+    interpolated: int
+    held: int
+    truncated: str | None = None
+
+
+def hold_missing(keypoints: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Replace each missing frame of (T, K, 3) ``keypoints`` by the nearest earlier valid frame
+    (the first valid frame for missing frames at the start). ``valid`` (T,) must have a True."""
+    if not valid.any():
+        raise ValueError("no valid frame to hold")
+    index = np.where(valid, np.arange(len(valid)), -1)
+    index = np.maximum.accumulate(index)  # last valid frame at or before t
+    index[index < 0] = int(np.argmax(valid))  # before the first detection: the first one
+    return keypoints[index].copy()
+
+
+def detect_source_poses(source: Path, start: int, end: int, *, crop: tuple[int, int, int, int] | None = None,
+                        smooth_method: str | None = "one_euro", max_gap: int | None = None,
+                        quiet: bool = False) -> SourcePoses:
+    """Step 1: decode ``source`` frames ``[start, end)`` in a background thread, detect, fill
+    short gaps, smooth, then hold the nearest pose over the remaining misses. With ``crop``
+    (x, y, w, h) only that region is searched and coordinates are in its pixels.
+
+    Raises :class:`UserError` when no frame of the range shows a person.
+    """
+    from ..pose import detect_sequence, fill_gaps, smooth
+    from ..video import ThreadedReader, VideoReader
+
+    reader = VideoReader(source, start=start, end=end, max_side=DETECT_MAX_SIDE)
+    info = reader.info
+    region = check_crop(crop, info.width, info.height, source)
+    frames = reader
+    if crop is not None:
+        ow, oh = reader.output_size
+        frames = _cropped(reader, region, ow / info.width, oh / info.height)
+    seq = detect_sequence(ThreadedReader(frames, maxsize=8), float(info.fps), region[2:],
+                          static=False, quiet=quiet, total=end - start)
+    detected = int(seq.valid.sum())
+    if detected == 0:
+        raise UserError(f"no person was detected in any of the {len(seq)} frames of {source}"
+                        + (f" (frames {start}-{end - 1})" if (start, end) != (0, info.frame_count) else "")
+                        + "; motion transfer needs a source with a visible person.")
+    seq, gaps = fill_gaps(seq, max_gap=max_gap)
+    if smooth_method:
+        seq = smooth(seq, method=smooth_method)
+    filled = hold_missing(seq.keypoints, seq.valid)
+    truncated = None
+    if getattr(reader, "truncated", False):
+        truncated = (f"{source} ended after {len(seq)} of the expected {end - start} frames "
+                     f"({reader.error or 'truncated'}); the output has {len(seq)} frames.")
+    return SourcePoses(sequence=seq, filled=filled, detected=detected, interpolated=gaps.filled_frames,
+                       held=gaps.missing_frames, truncated=truncated)
+
+
+# ------------------------------------------------------------------------------------------------
+# Step 2: into the target's coordinates
+
+
+def fit_keypoints(keypoints: np.ndarray, source_size: tuple[int, int], target_size: tuple[int, int]) -> np.ndarray:
+    """Map (..., K, 3) keypoints from a source frame into a target frame of another size the way
+    a letterbox would: one uniform scale (aspect kept), centred. Confidences unchanged."""
+    box = letterbox_geometry(source_size[0], source_size[1], target_size[0], target_size[1])
+    out = np.array(keypoints, dtype=np.float32, copy=True)
+    out[..., 0] = out[..., 0] * box.scale + box.x0
+    out[..., 1] = out[..., 1] * box.scale + box.y0
+    return out
+
+
+def to_target_poses(poses: SourcePoses, target_size: tuple[int, int], target_stats: Any,
+                    normalize: bool, source: Path | str = "the source") -> np.ndarray:
+    """Step 2: (T, 33, 3) source keypoints -> keypoints in the target video's pixels.
+
+    The source frame is first fitted into the target frame (:func:`fit_keypoints`); with
+    ``normalize`` the source's body statistics (from its detected and interpolated frames,
+    never the held copies) are then mapped onto ``target_stats`` frame by frame.
+    """
+    from ..pose.keypoints import PoseSequence
+
+    seq = poses.sequence
+    fitted = PoseSequence(fit_keypoints(seq.keypoints, seq.size, target_size), target_size, seq.fps)
+    held = PoseSequence(fit_keypoints(poses.filled, seq.size, target_size), target_size, seq.fps)
+    if not normalize:
+        return held.keypoints
+    from ..pose.normalize import compute_stats
+    from ..pose.normalize import normalize as normalize_poses
+
+    try:
+        source_stats = compute_stats(fitted)
+    except UserError as exc:
+        raise UserError(f"cannot normalise the poses of {source}: {str(exc).rstrip('.')}; "
+                        "pass --no-normalize to use them as they are.") from None
+    return normalize_poses(held, source_stats, target_stats).keypoints
+
+
+# ------------------------------------------------------------------------------------------------
+# Steps 3-5: render, generate, encode (threads around the generator)
+
+
+class _Worker:
+    """Run ``handle(item)`` on queued items in a background thread (bounded queue).
+
+    An exception in the worker is re-raised in the producer at the next :meth:`put` or at
+    :meth:`finish`; after a failure remaining items are drained unhandled so the producer never
+    blocks.
+    """
+
+    def __init__(self, handle: Callable[[Any], None], maxsize: int = 8, name: str = "worker") -> None:
+        self._handle = handle
+        self._queue: queue.Queue = queue.Queue(maxsize=maxsize)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            if self._error is not None:
+                continue
+            try:
+                self._handle(item)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the producer thread
+                self._error = exc
+
+    def put(self, item: Any) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(item)
+
+    def finish(self) -> None:
+        """Wait for every queued item; re-raise a worker failure."""
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
+_STOP = object()
+
+
+@dataclass
+class _Frame:
+    """One generated frame on its way to the encoder thread."""
+
+    generated: torch.Tensor  # (1, 3, H, W): float in [-1, 1] on the CPU, or uint8 on the GPU
+    pose_image: np.ndarray  # (H, W, 3) uint8 stick figure on the canvas
+
+
+def _to_uint8_async(frames: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) in [-1, 1] -> uint8 on the same device; on a GPU this only queues kernels."""
+    return frames.add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def content_crop(image: np.ndarray, box: Letterbox) -> np.ndarray:
+    """The part of a letterboxed canvas image (H, W, C) that holds the video (bars cut away)."""
+    return image[box.y0 : box.y0 + box.content_h, box.x0 : box.x0 + box.content_w]
+
+
+def _render_stream(model: Any, keypoints: np.ndarray, pin: bool) -> Iterator[tuple[np.ndarray, torch.Tensor, Any]]:
+    """Step 3 (runs in a background thread): per frame the stick figure (uint8 canvas), the
+    generator input (1, 3, H, W) in [-1, 1] and the face box (or None).
+
+    The conversion is done in numpy: a torch op here would start a second OpenMP thread team
+    that fights the generator's for the CPU cores."""
+    last_box = None
+    for kp in keypoints:
+        image = model.render(kp)
+        tensor = torch.from_numpy(to_float_array(image))
+        if pin:
+            tensor = tensor.pin_memory()
+        if model.face_generator is not None:
+            box = model.face_box(kp)
+            # A frame where the face cannot be placed keeps the previous frame's face box.
+            if box is not None and np.shape(box) == (4,) and np.isfinite(box).all():
+                last_box = np.asarray(box, dtype=np.float32)
+        yield image, tensor, last_box
+
+
+def run_generation(model: Any, keypoints: np.ndarray, write: Callable[[np.ndarray, np.ndarray], None],
+                   *, quiet: bool = False, desc: str = "transfer") -> float:
+    """Steps 3-5 for (T, 33, 3) ``keypoints`` in target-video pixels.
+
+    Rendering runs in one background thread, ``write(generated, stick figure)`` (uint8 canvas
+    images, (H, W, 3)) in another, the generator in the calling thread with each output fed back
+    as the next frame's previous frame. Returns the seconds spent.
+    """
+    from ..video import ThreadedReader
+
+    cuda = model.device.type == "cuda"
+
+    def consume(item: _Frame) -> None:
+        # CPU: numpy conversion (no torch op in this thread, see _render_stream). CUDA: the
+        # uint8 conversion was queued on the GPU; .cpu() here waits for it off the main thread.
+        generated = item.generated
+        if generated.dtype == torch.uint8:
+            frame = generated[0].permute(1, 2, 0).cpu().numpy()
+        else:
+            frame = float_array_to_uint8(generated[0].numpy())
+        write(frame, item.pose_image)
+
+    started = time.perf_counter()
+    writer = _Worker(consume, maxsize=8, name="transfer-encode")
+    # Every frame has the same size, so cuDNN may pick its fastest kernels once (GPU only).
+    benchmark = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = benchmark or model.device.type == "cuda"
+    renders = ThreadedReader(_render_stream(model, keypoints, cuda), maxsize=8)
+    try:
+        prev = None
+        for image, tensor, box in progress(renders, total=len(keypoints), desc=desc, unit="frame", quiet=quiet):
+            boxes = None if box is None else box[None]
+            out = model.generate(tensor.to(model.device, non_blocking=True), prev, boxes=boxes)
+            writer.put(_Frame(_to_uint8_async(out) if cuda else out, image))
+            prev = out
+    finally:
+        # Stop the render thread now (not when the loop's generator is garbage collected).
+        renders.close()
+        torch.backends.cudnn.benchmark = benchmark
+        writer.finish()
+    return time.perf_counter() - started
+
+
+# ------------------------------------------------------------------------------------------------
+# The pipeline
+
+
+def _check_paths(source: Path, output: Path, side_by_side: Path | None, overwrite: bool) -> None:
+    """Outputs must differ from the source and from each other, and be writable (or replaceable)."""
+    def same(a: Path, b: Path) -> bool:
+        return a.resolve() == b.resolve()
+
+    for out in (output, side_by_side):
+        if out is None:
+            continue
+        if same(out, source):
+            raise UserError(f"{out} is the source video; choose another output file (inputs are never overwritten).")
+        check_output_path(out, overwrite)
+    if side_by_side is not None and same(output, side_by_side):
+        raise UserError(f"the output and the side-by-side video are both {output}; give two different files.")
+
+
+def load_model(model: Any, device: str | None = "auto", runs_dir: str | os.PathLike | None = None):
+    """A :class:`~vid2vid_app.inference.dance_model.DanceModel` from a model object (returned as
+    is), a name in ``runs_dir``, a run folder or a model file."""
+    from .dance_model import DanceModel, resolve_model_path
+
+    if isinstance(model, DanceModel):
+        return model
+    return DanceModel.load(resolve_model_path(model, runs_dir), device=device)
+
+
+def transfer(source: str | os.PathLike, model: Any, output: str | os.PathLike,
+             options: TransferOptions | None = None, runs_dir: str | os.PathLike | None = None) -> TransferReport:
+    """Make the model's target person perform the moves of the person in ``source``.
+
+    source: the source video. model: a loaded DanceModel, a model name (looked up in
+    ``runs_dir``), a run folder or a model file. output: the video to write (.mp4/.mov/.mkv).
+    Returns a :class:`TransferReport`; raises :class:`UserError` for bad input (missing or
+    unreadable source, no person, unknown model, existing output without ``overwrite``), in
+    which case nothing is left at the output paths.
+    """
+    from ..video import ThreadedReader, VideoReader, VideoWriter, probe
+
+    opts = options or TransferOptions()
+    t0 = time.perf_counter()
+    source, output = Path(source), Path(output)
+    sbs_path = Path(opts.side_by_side) if opts.side_by_side is not None else None
+    info = probe(source)
+    _check_paths(source, output, sbs_path, opts.overwrite)
+    start, end = frame_range(info.frame_count, float(info.fps), opts.start, opts.end, source)
+    region = check_crop(opts.crop, info.width, info.height, source)
+    net = load_model(model, opts.device, runs_dir)
+
+    # 1. Detect and smooth the source's poses (decoding in a background thread).
+    poses = detect_source_poses(source, start, end, crop=opts.crop, smooth_method=opts.smooth_method,
+                                max_gap=opts.max_gap, quiet=opts.quiet)
+    # 2. Into the target's frame, normalised onto the target's body statistics.
+    keypoints = to_target_poses(poses, net.target_size, net.target_stats, opts.normalize, source)
+    pose_seconds = time.perf_counter() - t0
+
+    # 3-5. Render, generate with feedback, encode with the source's audio.
+    box = net.letterbox
+    out_w, out_h = box.content_w, box.content_h
+    sbs_h = max(out_h, SIDE_BY_SIDE_MIN_HEIGHT)
+    sbs_h += sbs_h % 2
+    offset = start / float(info.fps)
+    frames_written = 0
+    with VideoWriter(output, info.fps, quality=opts.quality, audio_from=source, audio_offset=offset,
+                     overwrite=opts.overwrite) as writer:
+        sbs_writer = sbs_frames = None
+        try:
+            if sbs_path is not None:
+                sbs_writer = VideoWriter(sbs_path, info.fps, quality=opts.quality, audio_from=source,
+                                         audio_offset=offset, overwrite=opts.overwrite)
+                # Decode at the scale that makes the (cropped) source panel sbs_h pixels tall.
+                scale = sbs_h / region[3]
+                size = (max(2, round(info.width * scale)), max(2, round(info.height * scale)))
+                panels = _cropped(VideoReader(source, start=start, end=end, size=size), region,
+                                  size[0] / info.width, size[1] / info.height)
+                sbs_frames = iter(ThreadedReader(panels, maxsize=8))
+
+            last_src = np.zeros((sbs_h, 2, 3), np.uint8)
+
+            def write(generated: np.ndarray, pose_image: np.ndarray) -> None:
+                nonlocal frames_written, last_src
+                frame = content_crop(generated, box)
+                writer.write(frame)
+                if sbs_writer is not None:
+                    # A source that decodes fewer frames than before: repeat its last panel.
+                    last_src = next(sbs_frames, last_src)
+                    sbs_writer.write(hstack([last_src, content_crop(pose_image, box), frame], height=sbs_h))
+                frames_written += 1
+
+            generate_seconds = run_generation(net, keypoints, write, quiet=opts.quiet)
+            if sbs_writer is not None:
+                sbs_writer.close()
+        except BaseException:
+            if sbs_writer is not None:
+                sbs_writer.abort()
+            raise
+        finally:
+            if sbs_frames is not None:
+                sbs_frames.close()
+        has_audio = writer.has_audio
+
+    return TransferReport(
+        output=output, side_by_side=sbs_path, source=source, model=getattr(net, "path", None),
+        frames=frames_written, start=start, end=end, fps=float(info.fps), size=(out_w, out_h),
+        frames_detected=poses.detected, frames_interpolated=poses.interpolated, frames_held=poses.held,
+        normalized=opts.normalize, audio=has_audio, device=str(net.device),
+        crop=None if opts.crop is None else region, pose_seconds=pose_seconds, generate_seconds=generate_seconds,
+        total_seconds=time.perf_counter() - t0, notes=[poses.truncated] if poses.truncated else [],
+    )
