@@ -1,8 +1,360 @@
-"""`translate-video` (being written)."""
+"""`translate-video`: frame-wise pix2pix / CycleGAN over videos, images and folders of images.
+
+    translate-video --model NAME INPUT -o OUTPUT      (the default command, "run")
+    translate-video train --mode pix2pix|cyclegan --name NAME ...
+    translate-video list
+    translate-video export --model NAME --onnx OUT.onnx
+
+This module only parses options and calls the library (translate_train, translate_model,
+inference.translate, export_onnx).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
 
 import click
 
+from ..errors import UserError
+from .common import (
+    default_runs_dir,
+    device_option,
+    overwrite_option,
+    quiet_option,
+    runs_dir_option,
+    user_errors,
+)
 
-@click.group()
+ARCH_CHOICES = ("unet_128", "unet_256", "resnet_6blocks", "resnet_9blocks", "global", "local")
+NORM_CHOICES = ("batch", "instance", "none")
+
+
+class DefaultCommandGroup(click.Group):
+    """A group that runs ``default_command`` when the first argument is not a subcommand, so that
+    ``translate-video --model NAME in.mp4 -o out.mp4`` works without naming "run"."""
+
+    default_command = "run"
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in (*ctx.help_option_names, "--version"):
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=DefaultCommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="vid2vid_app")
 def translate_video() -> None:
-    """Frame-wise pix2pix / CycleGAN over videos and images."""
+    """Frame-wise pix2pix / CycleGAN over videos, images and folders of images.
+
+    \b
+    Translate (the default command):
+      translate-video --model NAME INPUT -o OUTPUT
+    Train, list and export models:
+      translate-video train --mode pix2pix --paired DIR_A DIR_B --name NAME
+      translate-video train --mode cyclegan --domain-a night/ --domain-b day.mp4 --name NAME
+      translate-video list
+      translate-video export --model NAME --onnx model.onnx
+    """
+
+
+# ------------------------------------------------------------------------------------------------
+# Options shared by the commands that load a model
+
+
+def reference_options(func):
+    """Architecture overrides for pytorch-CycleGAN-and-pix2pix / pix2pixHD checkpoints."""
+    options = [
+        click.option("--arch", type=click.Choice(ARCH_CHOICES), default=None,
+                     help="Generator architecture of a reference checkpoint [default: inferred]."),
+        click.option("--ngf", type=click.IntRange(1), default=None, help="Reference checkpoint: base width."),
+        click.option("--norm", type=click.Choice(NORM_CHOICES), default=None,
+                     help="Reference checkpoint: normalisation."),
+        click.option("--n-blocks", type=click.IntRange(1), default=None,
+                     help="Reference checkpoint: residual blocks."),
+        click.option("--n-downs", type=click.IntRange(2), default=None,
+                     help="Reference checkpoint: U-Net depth."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _load(model: str, runs_dir: Path | None, device: str, ref: dict):
+    from ..device import resolve_device
+    from ..translate_model import load_model, resolve_model_path
+
+    path = resolve_model_path(model, default_runs_dir(runs_dir))
+    return load_model(path, resolve_device(device), **ref)
+
+
+# ------------------------------------------------------------------------------------------------
+# run (default)
+
+
+@translate_video.command("run")
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Output video, image or folder (the same kind as INPUT).")
+@click.option("-m", "--model", required=True,
+              help="Model name (in the runs folder), a model.pt path, or a pytorch-CycleGAN-and-pix2pix / "
+                   "pix2pixHD generator checkpoint.")
+@click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default=None,
+              help="CycleGAN: which way to translate [default: the model's training direction].")
+@click.option("--mode", "expect_mode", type=click.Choice(["pix2pix", "cyclegan"]), default=None,
+              help="Refuse to run unless the model is of this kind.")
+@click.option("--size", default=None, metavar="WxH|N",
+              help="Resize frames before translating: WxH exactly, or N for the longer side "
+                   "[default: the input size, padded to the network's stride and cropped back].")
+@click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True, help="Frames per batch.")
+@click.option("--side-by-side", is_flag=True, help="Write input | output side by side.")
+@click.option("--temporal", is_flag=True,
+              help="Reduce flicker: blend the previous output, warped by the input's optical flow, where "
+                   "the input did not change.")
+@click.option("--temporal-strength", type=click.FloatRange(0, 0.99), default=0.8, show_default=True,
+              help="--temporal: largest weight of the previous output.")
+@click.option("--temporal-sigma", type=click.FloatRange(0.1), default=10.0, show_default=True,
+              help="--temporal: input change (0-255) at which the blend fades.")
+@click.option("--no-audio", is_flag=True, help="Do not copy the input video's audio.")
+@click.option("--quality", type=click.IntRange(0, 51), default=18, show_default=True,
+              help="Video quality (x264 CRF; lower is better).")
+@click.option("--fp32", is_flag=True, help="No mixed precision on GPU.")
+@reference_options
+@runs_dir_option
+@device_option
+@overwrite_option
+@quiet_option
+@user_errors
+def run_cmd(input_path: Path, output: Path, model: str, direction: str | None, expect_mode: str | None,
+            size: str | None, batch_size: int, side_by_side: bool, temporal: bool, temporal_strength: float,
+            temporal_sigma: float, no_audio: bool, quality: int, fp32: bool, arch, ngf, norm, n_blocks,
+            n_downs, runs_dir: Path | None, device: str, overwrite: bool, quiet: bool) -> None:
+    """Translate INPUT (a video, an image or a folder of images) into OUTPUT of the same kind.
+
+    Videos keep their frame count, fps and audio; folders keep their file names.
+    """
+    from ..fileio import check_output_path
+    from ..inference.temporal import TemporalConfig
+    from ..inference.translate import TranslateOptions, parse_size, translate_media
+
+    if not input_path.exists():
+        raise UserError(f"{input_path} does not exist.")
+    if output.exists() and output.resolve() == input_path.resolve():
+        raise UserError(f"{output} is the input; choose another output path.")
+    check_output_path(output, overwrite)  # fail before loading a model
+    options = TranslateOptions(batch_size=batch_size, size=parse_size(size), device=device, amp=not fp32,
+                               side_by_side=side_by_side, temporal=temporal,
+                               temporal_config=TemporalConfig(strength=temporal_strength, sigma=temporal_sigma),
+                               quality=quality, keep_audio=not no_audio, overwrite=overwrite, quiet=quiet)
+    loaded = _load(model, runs_dir, device, dict(arch=arch, ngf=ngf, norm=norm, n_blocks=n_blocks, n_downs=n_downs))
+    if expect_mode is not None and loaded.mode not in (expect_mode, "reference", "export"):
+        raise UserError(f"{loaded.path} is a {loaded.mode} model, not {expect_mode}.")
+    generator = loaded.generator(direction)
+    report = translate_media(input_path, output, generator, options)
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if not quiet:
+        audio = ", audio kept" if report.has_audio else ""
+        click.echo(f"wrote {report.output} ({report.kind}, {report.frames} frames, {report.size[0]}x{report.size[1]}"
+                   f"{audio}) in {report.seconds:.1f} s ({report.fps:.2f} frames/s)", err=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# train
+
+_RESUME_ALLOWED = {"steps", "decay_steps", "device", "num_workers", "checkpoint_every", "sample_every",
+                   "log_every"}
+
+
+@translate_video.command("train")
+@click.option("--mode", type=click.Choice(["pix2pix", "cyclegan"]), default=None,
+              help="pix2pix (paired images) or cyclegan (two unpaired domains). Required unless --resume.")
+@click.option("--name", required=True, help="Run name: the model is written to RUNS/NAME/model.pt.")
+@click.option("--preset", type=click.Choice(["tiny", "standard"]), default="standard", show_default=True,
+              help="tiny: small CPU demo (minutes); standard: the papers' settings.")
+@click.option("--paired", nargs=2, type=click.Path(path_type=Path), default=None, metavar="DIR_A DIR_B",
+              help="pix2pix: two folders with the same image names.")
+@click.option("--aligned", type=click.Path(path_type=Path), default=None, metavar="DIR",
+              help="pix2pix: one folder of A|B side-by-side images.")
+@click.option("--paired-video", nargs=2, type=click.Path(path_type=Path), default=None, metavar="A B",
+              help="pix2pix: two frame-aligned videos.")
+@click.option("--domain-a", multiple=True, type=click.Path(path_type=Path),
+              help="cyclegan: image folder or video of domain A (repeat for more).")
+@click.option("--domain-b", multiple=True, type=click.Path(path_type=Path),
+              help="cyclegan: image folder or video of domain B (repeat for more).")
+@click.option("--frame-step", type=click.IntRange(1), default=None, help="Videos: use every N-th frame [1].")
+@click.option("--max-frames", type=click.IntRange(1), default=None, help="Videos: at most N frames each.")
+@click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default=None,
+              help="pix2pix: which side is the input; cyclegan: the default direction [AtoB].")
+@click.option("--no-flip", is_flag=True, help="No random horizontal flips.")
+@click.option("--preprocess", type=click.Choice(["resize_and_crop", "scale_width_and_crop", "crop"]),
+              default=None, help="How images become training crops [resize_and_crop].")
+@click.option("--load-size", type=click.IntRange(1), default=None, help="Resize to this before cropping.")
+@click.option("--crop-size", type=click.IntRange(16), default=None, help="Training crop size.")
+@click.option("--arch", type=click.Choice(ARCH_CHOICES[:4]), default=None, help="Generator architecture.")
+@click.option("--ngf", type=click.IntRange(1), default=None, help="Generator base width.")
+@click.option("--ndf", type=click.IntRange(1), default=None, help="Discriminator base width.")
+@click.option("--norm", type=click.Choice(NORM_CHOICES), default=None, help="Generator normalisation.")
+@click.option("--n-blocks", type=click.IntRange(1), default=None, help="ResNet residual blocks.")
+@click.option("--n-downs", type=click.IntRange(2), default=None, help="U-Net depth (stride 2^N).")
+@click.option("--gan-mode", type=click.Choice(["vanilla", "lsgan", "hinge"]), default=None, help="GAN loss.")
+@click.option("--lambda-l1", type=float, default=None, help="pix2pix L1 weight [100].")
+@click.option("--lambda-cycle", type=float, default=None, help="cyclegan cycle weight [10].")
+@click.option("--lambda-identity", type=float, default=None, help="cyclegan identity weight x cycle [0.5].")
+@click.option("--pool-size", type=click.IntRange(0), default=None, help="cyclegan history pool [50].")
+@click.option("--epochs", type=click.IntRange(0), default=None, help="Epochs at constant LR [100].")
+@click.option("--epochs-decay", type=click.IntRange(0), default=None, help="Epochs of linear LR decay [100].")
+@click.option("--steps", type=click.IntRange(1), default=None, help="Total steps (instead of epochs).")
+@click.option("--decay-steps", type=click.IntRange(0), default=None, help="Steps of linear LR decay.")
+@click.option("--batch-size", type=click.IntRange(1), default=None, help="Batch size.")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=None, help="Adam learning rate [2e-4].")
+@click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=None,
+              help="pix2pix: fraction of pairs held out for validation [0.1].")
+@click.option("--seed", type=int, default=None, help="Random seed [0].")
+@click.option("--num-workers", type=click.IntRange(0), default=None, help="Data loader workers [0].")
+@click.option("--checkpoint-every", type=click.IntRange(1), default=None, help="Checkpoint (and validate) "
+              "every N steps.")
+@click.option("--sample-every", type=click.IntRange(1), default=None, help="Sample grid every N steps.")
+@click.option("--resume", is_flag=True, help="Continue the run NAME from its last checkpoint.")
+@click.option("--dry-run", is_flag=True, help="Print the resolved settings and data sizes, then stop.")
+@runs_dir_option
+@device_option
+@overwrite_option
+@quiet_option
+@click.pass_context
+@user_errors
+def train_cmd(ctx: click.Context, mode: str | None, name: str, preset: str, paired, aligned, paired_video,
+              domain_a, domain_b, frame_step, max_frames, direction, no_flip, resume: bool, dry_run: bool,
+              runs_dir: Path | None, device: str, overwrite: bool, quiet: bool, **settings) -> None:
+    """Train a pix2pix or CycleGAN model into RUNS/NAME (model: RUNS/NAME/model.pt)."""
+    from ..config import to_dict
+    from ..translate_config import DataSpec, make_config
+    from ..translate_train import load_settings, prepare_data, train_translation
+
+    run_dir = default_runs_dir(runs_dir) / name
+    data = None
+    if paired or aligned or paired_video or domain_a or domain_b:
+        data = DataSpec(paired=tuple(str(p) for p in paired or ()), aligned=str(aligned) if aligned else None,
+                        paired_video=tuple(str(p) for p in paired_video or ()),
+                        domain_a=tuple(str(p) for p in domain_a), domain_b=tuple(str(p) for p in domain_b),
+                        frame_step=frame_step or 1, max_frames=max_frames)
+    given = {k for k in ctx.params if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
+
+    if resume:
+        if resume and overwrite:
+            raise UserError("--resume continues a run and --overwrite replaces it; pick one.")
+        cfg = load_settings(run_dir)
+        if mode is not None and mode != cfg.mode:
+            raise UserError(f"run {name} is a {cfg.mode} run; --mode {mode} does not match.")
+        ignored = sorted((given & (set(settings) | {"preset", "direction", "no_flip"})) - _RESUME_ALLOWED)
+        if ignored and not quiet:
+            click.echo(f"note: on --resume the run's saved settings are used; ignoring "
+                       f"{', '.join('--' + k.replace('_', '-') for k in ignored)}.", err=True)
+        for key in _RESUME_ALLOWED & set(settings):
+            if settings[key] is not None:
+                setattr(cfg, key, settings[key])
+        if device != "auto":
+            cfg.device = device
+        if data is not None:
+            cfg.data = data  # the data moved, or more was added
+    else:
+        if mode is None:
+            raise UserError("--mode pix2pix or --mode cyclegan is required.")
+        if run_dir.exists() and any(run_dir.iterdir()) and not dry_run:
+            if not overwrite:
+                raise UserError(f"run {name!r} already exists in {run_dir.parent}; pass --resume to continue it "
+                                "or --overwrite to start over.")
+        cfg = make_config(mode, preset, direction=direction, flip=False if no_flip else None, device=device,
+                          data=data, **settings)
+        if data is None:
+            prepare_data(cfg)  # raises the "no training data" error
+
+    if dry_run:
+        prepared = prepare_data(cfg, quiet=True)
+        steps, decay = cfg.total_steps(len(prepared.train))
+        click.echo(json.dumps({"run_dir": str(run_dir), "config": to_dict(cfg), "data": prepared.sizes,
+                               "steps": steps, "decay_steps": decay, "notes": prepared.notes}, indent=2))
+        return
+    if overwrite and run_dir.exists():
+        _remove_run(run_dir, cfg)
+
+    def say(message: str) -> None:
+        if not quiet:
+            click.echo(message, err=True)
+
+    result = train_translation(cfg, run_dir, resume=resume, quiet=quiet, log=say)
+    if not quiet:
+        lines = [f"trained {result.mode} model {name}: {result.steps} steps in {result.seconds / 60:.1f} min",
+                 f"model: {result.model_path}"]
+        if result.val:
+            v = result.val
+            lines.append(f"validation: L1 {v['val_l1']:.4f} (identity {v['val_identity_l1']:.4f}), "
+                         f"PSNR {v['val_psnr']:.2f} dB (identity {v['val_identity_psnr']:.2f} dB)")
+        lines.append(f"use it: translate-video --model {name} INPUT -o OUTPUT"
+                     + (f" --runs-dir {run_dir.parent}" if runs_dir is not None else ""))
+        click.echo("\n".join(lines), err=True)
+
+
+def _remove_run(run_dir: Path, cfg) -> None:
+    """Delete a run folder for --overwrite, unless training data lives inside it."""
+    spec = cfg.data
+    sources = [*spec.paired, *spec.paired_video, *spec.domain_a, *spec.domain_b]
+    if spec.aligned:
+        sources.append(spec.aligned)
+    root = run_dir.resolve()
+    for src in sources:
+        if root == Path(src).resolve() or root in Path(src).resolve().parents:
+            raise UserError(f"{src} lies inside the run folder {run_dir}; --overwrite would delete training data.")
+    shutil.rmtree(run_dir)
+
+
+# ------------------------------------------------------------------------------------------------
+# list
+
+
+@translate_video.command("list")
+@runs_dir_option
+@user_errors
+def list_cmd(runs_dir: Path | None) -> None:
+    """List the translate models in the runs folder (name, mode, directions, training size, arch)."""
+    from ..translate_model import list_models
+
+    folder = default_runs_dir(runs_dir)
+    infos = list_models(folder)
+    if not infos:
+        click.echo(f"no translate models in {folder}")
+        return
+    rows = [("NAME", "MODE", "DIRECTIONS", "TRAIN SIZE", "ARCH")]
+    rows += [(i.name, i.mode, ",".join(i.directions), f"{i.train_size}x{i.train_size}" if i.train_size else "?",
+              i.arch) for i in infos]
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+# ------------------------------------------------------------------------------------------------
+# export
+
+
+@translate_video.command("export")
+@click.option("-m", "--model", required=True, help="Model name, model.pt path or reference checkpoint.")
+@click.option("--onnx", "onnx_path", type=click.Path(path_type=Path), required=True, help="Output .onnx file.")
+@click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default=None,
+              help="CycleGAN: which generator to export [default: the model's direction].")
+@click.option("--opset", type=click.IntRange(11), default=17, show_default=True, help="ONNX opset.")
+@reference_options
+@runs_dir_option
+@overwrite_option
+@user_errors
+def export_cmd(model: str, onnx_path: Path, direction: str | None, opset: int, arch, ngf, norm, n_blocks, n_downs,
+               runs_dir: Path | None, overwrite: bool) -> None:
+    """Export a generator to ONNX (dynamic batch, height, width) and check it with onnxruntime."""
+    from ..export_onnx import export_onnx
+    from ..fileio import check_output_path
+
+    check_output_path(onnx_path, overwrite)
+    loaded = _load(model, runs_dir, "cpu", dict(arch=arch, ngf=ngf, norm=norm, n_blocks=n_blocks, n_downs=n_downs))
+    report = export_onnx(loaded.generator(direction), onnx_path, opset=opset, overwrite=overwrite)
+    click.echo(f"wrote {report.path}; onnxruntime vs PyTorch on a {tuple(report.check_shape)} input: "
+               f"max abs diff {report.max_abs_diff:.2e}")

@@ -1,0 +1,227 @@
+"""translate-video end to end through the real CLI (click's CliRunner, in process).
+
+Models are trained by the CLI itself on the tiny preset for a few steps (their quality is not the
+point here; tests/test_translate_quality.py checks that). Inputs are real: crops of the daynight
+photos and a downscaled piece of a real sample clip muxed with a sine audio track.
+"""
+
+from __future__ import annotations
+
+import shutil
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from translate_utils import DAY, DUSK, clip_frames, make_domain_folder, make_paired_folders, photo
+from video_utils import make_test_clip
+
+from vid2vid_app.cli.translate import translate_video
+from vid2vid_app.imaging import read_image, write_image
+from vid2vid_app.media import open_media
+from vid2vid_app.translate_model import load_model
+from vid2vid_app.video import probe, read_audio_duration
+
+
+def invoke(*args, ok=True):
+    result = CliRunner().invoke(translate_video, [str(a) for a in args], catch_exceptions=False)
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, shared_samples):
+    """A runs folder with a pix2pix model "p2p" and a CycleGAN model "cyc" (tiny, 3 steps each)."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("translate")
+    dir_a, dir_b = make_paired_folders(root / "paired", shared_samples, per_photo=3, size=72)
+    dusk = make_domain_folder(root / "dusk", shared_samples, DUSK, per_photo=2, size=72)
+    day = make_domain_folder(root / "day", shared_samples, DAY, per_photo=2, size=72)
+    runs = root / "runs"
+    invoke("train", "--mode", "pix2pix", "--preset", "tiny", "--paired", dir_a, dir_b, "--name", "p2p",
+           "--runs-dir", runs, "--steps", 3, "--quiet")
+    invoke("train", "--mode", "cyclegan", "--preset", "tiny", "--domain-a", dusk, "--domain-b", day,
+           "--name", "cyc", "--runs-dir", runs, "--steps", 3, "--quiet")
+    return {"runs": runs, "paired": (dir_a, dir_b), "dusk": dusk, "day": day}
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory, shared_samples):
+    """16 real frames (96x170) at 60 fps with a 440 Hz audio track."""
+    path = tmp_path_factory.mktemp("clip") / "walk.mp4"
+    return make_test_clip(path, clip_frames(shared_samples, count=16, width=96), fps=60, with_audio=True)
+
+
+def test_default_form_translates_a_video_keeping_frames_fps_audio(runs, clip, tmp_path):
+    out = tmp_path / "out.mp4"
+    result = invoke("--model", "p2p", clip, "-o", out, "--runs-dir", runs["runs"], "--batch-size", 3)
+    src, dst = probe(clip), probe(out)
+    assert dst.frame_count == src.frame_count == 16
+    assert dst.fps == src.fps == Fraction(60)
+    assert (dst.width, dst.height) == (src.width, src.height)
+    assert dst.has_audio and abs(read_audio_duration(out) - read_audio_duration(clip)) < 0.1
+    assert "16 frames" in result.output and "audio kept" in result.output
+
+
+def test_image_of_odd_size_is_padded_and_cropped_back(runs, tmp_path, shared_samples):
+    image = photo(shared_samples, DAY[1], width=160)[:61, :97]  # not multiples of the U-Net's stride 64
+    write_image(tmp_path / "in.png", image)
+    invoke("run", tmp_path / "in.png", "-o", tmp_path / "out.png", "-m", "p2p", "--runs-dir", runs["runs"])
+    assert read_image(tmp_path / "out.png").shape == (61, 97, 3)
+
+
+def test_output_equals_the_generator_applied_to_the_padded_frame(runs, tmp_path, shared_samples):
+    from vid2vid_app.imaging import crop_to, pad_to_multiple, to_tensor, to_uint8
+
+    image = photo(shared_samples, DAY[2], width=160)[:50, :70]
+    write_image(tmp_path / "in.png", image)
+    invoke("-m", runs["runs"] / "p2p", tmp_path / "in.png", "-o", tmp_path / "out.png")  # a run folder path
+    g = load_model(runs["runs"] / "p2p" / "model.pt").generator()
+    padded, size = pad_to_multiple(to_tensor(image), g.stride)
+    with torch.inference_mode():
+        expected = to_uint8(crop_to(g(padded), size))[0]
+    assert np.abs(read_image(tmp_path / "out.png").astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_folder_keeps_names_and_mixed_sizes(runs, tmp_path, shared_samples):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    write_image(folder / "f1.png", photo(shared_samples, DAY[0], width=80)[:40])
+    write_image(folder / "f10.jpg", photo(shared_samples, DAY[1], width=64)[:36])
+    invoke("-m", "cyc", folder, "-o", tmp_path / "out", "--runs-dir", runs["runs"], "--direction", "BtoA")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["f1.png", "f10.jpg"]
+    assert read_image(tmp_path / "out" / "f1.png").shape == (40, 80, 3)
+    assert read_image(tmp_path / "out" / "f10.jpg").shape == (36, 64, 3)
+
+
+def test_side_by_side_size_and_temporal_keep_frame_count(runs, clip, tmp_path):
+    invoke("-m", "cyc", clip, "-o", tmp_path / "sbs.mp4", "--runs-dir", runs["runs"], "--side-by-side",
+           "--temporal", "--size", "48x86", "--quiet", "--no-audio")
+    info = probe(tmp_path / "sbs.mp4")
+    assert (info.width, info.height) == (96, 86) and info.frame_count == 16 and not info.has_audio
+
+
+def test_existing_output_refused_then_overwritten(runs, tmp_path, shared_samples):
+    write_image(tmp_path / "in.png", photo(shared_samples, DAY[0], width=64)[:32])
+    write_image(tmp_path / "out.png", np.zeros((8, 8, 3), np.uint8))
+    result = invoke("-m", "p2p", tmp_path / "in.png", "-o", tmp_path / "out.png", "--runs-dir", runs["runs"], ok=False)
+    assert result.exit_code == 1 and "already exists" in result.output and "--overwrite" in result.output
+    assert read_image(tmp_path / "out.png").shape == (8, 8, 3)  # untouched
+    invoke("-m", "p2p", tmp_path / "in.png", "-o", tmp_path / "out.png", "--runs-dir", runs["runs"], "--overwrite")
+    assert read_image(tmp_path / "out.png").shape == (32, 64, 3)
+    result = invoke("-m", "p2p", tmp_path / "in.png", "-o", tmp_path / "in.png", "--runs-dir", runs["runs"],
+                    "--overwrite", ok=False)
+    assert result.exit_code == 1 and "is the input" in result.output
+
+
+def test_wrong_mode_and_direction_are_clear_errors(runs, tmp_path, shared_samples):
+    write_image(tmp_path / "in.png", photo(shared_samples, DAY[0], width=64)[:32])
+    common = [tmp_path / "in.png", "--runs-dir", runs["runs"]]
+    result = invoke("-m", "cyc", *common, "-o", tmp_path / "a.png", "--mode", "pix2pix", ok=False)
+    assert result.exit_code == 1 and "is a cyclegan model, not pix2pix" in result.output
+    result = invoke("-m", "p2p", *common, "-o", tmp_path / "b.png", "--direction", "BtoA", ok=False)
+    assert result.exit_code == 1 and "pix2pix model" in result.output and "BtoA" in result.output
+    result = invoke("-m", "nosuch", *common, "-o", tmp_path / "c.png", ok=False)
+    assert result.exit_code == 1 and "cyc, p2p" in result.output  # the known models are listed
+    assert not any((tmp_path / n).exists() for n in ("a.png", "b.png", "c.png"))
+
+
+def test_list_shows_mode_directions_and_training_size(runs):
+    lines = invoke("list", "--runs-dir", runs["runs"]).output.splitlines()
+    assert lines[0].split() == ["NAME", "MODE", "DIRECTIONS", "TRAIN", "SIZE", "ARCH"]
+    assert lines[1].split() == ["cyc", "cyclegan", "AtoB,BtoA", "64x64", "resnet_6blocks"]
+    assert lines[2].split() == ["p2p", "pix2pix", "AtoB", "64x64", "unet_256"]
+
+
+def test_train_refuses_to_clobber_and_resume_continues(runs, tmp_path):
+    dir_a, dir_b = runs["paired"]
+    run = tmp_path / "runs"
+    shutil.copytree(runs["runs"] / "p2p", run / "p2p")
+    result = invoke("train", "--mode", "pix2pix", "--preset", "tiny", "--paired", dir_a, dir_b, "--name", "p2p",
+                    "--runs-dir", run, ok=False)
+    assert result.exit_code == 1 and "--resume" in result.output and "--overwrite" in result.output
+    invoke("train", "--name", "p2p", "--runs-dir", run, "--resume", "--steps", 5, "--quiet")
+    assert load_model(run / "p2p" / "model.pt").meta["steps"] == 5
+    assert '"step": 5' in (run / "p2p" / "stats.jsonl").read_text()
+
+
+def test_train_bad_inputs(tmp_path, shared_samples):
+    (tmp_path / "A").mkdir()
+    (tmp_path / "B").mkdir()
+    (tmp_path / "empty").mkdir()
+    for name in ("x.png", "y.png"):
+        write_image(tmp_path / "A" / name, np.zeros((20, 20, 3), np.uint8))
+    write_image(tmp_path / "B" / "x.png", np.zeros((20, 20, 3), np.uint8))
+    write_image(tmp_path / "B" / "z.png", np.zeros((20, 20, 3), np.uint8))
+    runs = tmp_path / "runs"
+    result = invoke("train", "--mode", "pix2pix", "--paired", tmp_path / "A", tmp_path / "B", "--name", "n",
+                    "--runs-dir", runs, ok=False)
+    assert result.exit_code == 1 and ": y;" in result.output and ": z." in result.output
+    result = invoke("train", "--mode", "cyclegan", "--domain-a", tmp_path / "empty", "--domain-b", tmp_path / "A",
+                    "--name", "n", "--runs-dir", runs, ok=False)
+    assert result.exit_code == 1 and "empty" in result.output and "no images" in result.output
+    result = invoke("train", "--mode", "cyclegan", "--paired", tmp_path / "A", tmp_path / "A", "--name", "n",
+                    "--runs-dir", runs, ok=False)
+    assert result.exit_code == 1 and "--domain-a" in result.output
+    assert not (runs / "n" / "model.pt").exists()
+
+
+def test_dry_run_reports_steps_and_mixed_size_note(tmp_path, shared_samples):
+    (tmp_path / "dusk").mkdir()
+    write_image(tmp_path / "dusk" / "a.png", photo(shared_samples, DUSK[0], width=64)[:40])
+    write_image(tmp_path / "dusk" / "b.png", photo(shared_samples, DUSK[1], width=80)[:50])
+    day = make_domain_folder(tmp_path / "day", shared_samples, DAY[:1], per_photo=3, size=72)
+    result = invoke("train", "--mode", "cyclegan", "--domain-a", tmp_path / "dusk", "--domain-b", day, "--name", "d",
+                    "--runs-dir", tmp_path / "runs", "--dry-run", "--epochs", 2, "--epochs-decay", 1)
+    import json
+
+    report = json.loads(result.output)
+    assert report["data"] == {"domain_a": 2, "domain_b": 3}
+    assert report["steps"] == 9 and report["decay_steps"] == 3  # 3 epochs of max(2, 3) items, batch 1
+    assert any("2 different sizes" in n for n in report["notes"])
+    assert not (tmp_path / "runs").exists()
+
+
+def test_export_onnx_matches_pytorch_at_another_size(runs, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    out = tmp_path / "cyc.onnx"
+    result = invoke("export", "--model", "cyc", "--onnx", out, "--runs-dir", runs["runs"], "--direction", "BtoA")
+    assert "max abs diff" in result.output
+    g = load_model(runs["runs"] / "cyc" / "model.pt").generator("BtoA")
+    x = torch.rand(1, 3, 36, 52) * 2 - 1  # dynamic height and width (multiples of the stride 4)
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"image": x.numpy()})[0]
+    with torch.inference_mode():
+        expected = g(x).numpy()
+    assert got.shape == expected.shape and np.abs(got - expected).max() < 1e-4
+
+
+def test_reference_checkpoints_load_and_foreign_keys_are_named(tmp_path, shared_samples):
+    from vid2vid_app.models import build_generator
+
+    # A pytorch-CycleGAN-and-pix2pix CycleGAN pair: bare state dicts named *_net_G_A / *_net_G_B.
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    for name in ("latest_net_G_A.pth", "latest_net_G_B.pth"):
+        torch.save(build_generator("resnet_6blocks", ngf=4).state_dict(), ref / name)
+    write_image(tmp_path / "in.png", photo(shared_samples, DAY[0], width=64)[:32])
+    invoke("-m", ref / "latest_net_G_A.pth", tmp_path / "in.png", "-o", tmp_path / "b.png", "--direction", "BtoA")
+    assert read_image(tmp_path / "b.png").shape == (32, 64, 3)
+    model = load_model(ref / "latest_net_G_A.pth")
+    assert model.mode == "cyclegan" and set(model.generators) == {"AtoB", "BtoA"} and model.arch == "resnet_6blocks"
+
+    state = build_generator("resnet_6blocks", ngf=4).state_dict()
+    state["extra.weight"] = torch.zeros(3)  # keys no architecture has
+    state["head.bias"] = torch.zeros(3)
+    torch.save(state, tmp_path / "odd.pth")
+    result = invoke("-m", tmp_path / "odd.pth", tmp_path / "in.png", "-o", tmp_path / "c.png", ok=False)
+    assert result.exit_code == 1 and not (tmp_path / "c.png").exists()
+    assert "extra.weight" in result.output and "head.bias" in result.output
+
+
+def test_media_source_frames_match_output_count_for_folder_input(runs, tmp_path, shared_samples):
+    folder = make_domain_folder(tmp_path / "in", shared_samples, DAY[:1], per_photo=5, size=48)
+    invoke("-m", "p2p", folder, "-o", tmp_path / "out", "--runs-dir", runs["runs"], "--batch-size", 2)
+    assert open_media(tmp_path / "out").frame_count == 5
