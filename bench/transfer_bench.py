@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vid2vid_app.dance_config import make_config
+from vid2vid_app.dance.config import make_config
 from vid2vid_app.device import resolve_device
 from vid2vid_app.imaging import letterbox_geometry, to_tensor
 from vid2vid_app.inference.dance_model import DanceModel, save_dance_model

@@ -131,7 +131,7 @@ def end_to_end(g, clip: Path, size, batch: int, device: torch.device, workdir: P
 def flicker_report(model_path: Path, clip: Path, workdir: Path, batch: int, frames: int) -> None:
     from vid2vid_app.media import open_media
     from vid2vid_app.metrics import flicker, temporal_flicker
-    from vid2vid_app.translate_model import load_model
+    from vid2vid_app.translate.model import load_model
 
     g = load_model(model_path).generator()
     real = list(open_media(clip))

@@ -20,7 +20,7 @@ from video_utils import make_test_clip
 from vid2vid_app.cli.translate import translate_video
 from vid2vid_app.imaging import read_image, write_image
 from vid2vid_app.media import open_media
-from vid2vid_app.translate_model import load_model
+from vid2vid_app.translate.model import load_model
 from vid2vid_app.video import probe, read_audio_duration
 
 

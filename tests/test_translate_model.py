@@ -9,9 +9,9 @@ from vid2vid_app.config import from_dict, to_dict
 from vid2vid_app.errors import UserError
 from vid2vid_app.models import build_generator
 from vid2vid_app.training.checkpoint import export_generator, save_checkpoint
-from vid2vid_app.translate_config import DataSpec, TranslateConfig, make_config
-from vid2vid_app.translate_model import list_models, load_model, resolve_model_path, save_model
-from vid2vid_app.translate_train import build_networks
+from vid2vid_app.translate.config import DataSpec, TranslateConfig, make_config
+from vid2vid_app.translate.model import list_models, load_model, resolve_model_path, save_model
+from vid2vid_app.translate.train import build_networks
 
 
 def tiny_g(**kw):
@@ -104,7 +104,7 @@ def test_settings_errors_and_config_round_trip():
 def test_onnx_export_without_the_optional_packages_is_a_clear_error(tmp_path, monkeypatch):
     import sys
 
-    from vid2vid_app.export_onnx import export_onnx
+    from vid2vid_app.translate.export_onnx import export_onnx
 
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if the [onnx] extra were not installed
     with pytest.raises(UserError, match=r"pip install 'vid2vid_app\[onnx\]'"):

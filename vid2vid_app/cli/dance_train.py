@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..config import to_dict
-from ..dance_config import PRESETS, final_canvas, make_config, parse_size, parse_stages, parse_steps
+from ..dance.config import PRESETS, final_canvas, make_config, parse_size, parse_stages, parse_steps
 from ..errors import UserError
 from .common import device_option, overwrite_option, quiet_option, runs_dir_option, user_errors
 
@@ -52,7 +52,7 @@ def train_cmd(videos, name, runs_dir, preset, stages, face, steps, size, ngf, ba
     enhancer at twice the resolution and, with --face, the face stage, then writes RUNS/NAME/model.pt
     for `dance transfer`. Interrupted runs continue with --resume.
     """
-    from ..dance_training import train_dance
+    from ..dance.train import train_dance
 
     base = PRESETS[preset]
     overrides = {

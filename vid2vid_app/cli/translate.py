@@ -5,8 +5,8 @@
     translate-video list
     translate-video export --model NAME --onnx OUT.onnx
 
-This module only parses options and calls the library (translate_train, translate_model,
-inference.translate, export_onnx).
+This module only parses options and calls the library (translate.train, translate.model,
+inference.translate, translate.export_onnx).
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def reference_options(func):
 
 def _load(model: str, runs_dir: Path | None, device: str, ref: dict):
     from ..device import resolve_device
-    from ..translate_model import load_model, resolve_model_path
+    from ..translate.model import load_model, resolve_model_path
 
     path = resolve_model_path(model, default_runs_dir(runs_dir))
     return load_model(path, resolve_device(device), **ref)
@@ -229,8 +229,8 @@ def train_cmd(ctx: click.Context, mode: str | None, name: str, preset: str, pair
               runs_dir: Path | None, device: str, overwrite: bool, quiet: bool, **settings) -> None:
     """Train a pix2pix or CycleGAN model into RUNS/NAME (model: RUNS/NAME/model.pt)."""
     from ..config import to_dict
-    from ..translate_config import DataSpec, make_config
-    from ..translate_train import load_settings, prepare_data, train_translation
+    from ..translate.config import DataSpec, make_config
+    from ..translate.train import load_settings, prepare_data, train_translation
 
     run_dir = default_runs_dir(runs_dir) / name
     data = None
@@ -318,7 +318,7 @@ def _remove_run(run_dir: Path, cfg) -> None:
 @user_errors
 def list_cmd(runs_dir: Path | None) -> None:
     """List the translate models in the runs folder (name, mode, directions, training size, arch)."""
-    from ..translate_model import list_models
+    from ..translate.model import list_models
 
     folder = default_runs_dir(runs_dir)
     infos = list_models(folder)
@@ -350,8 +350,8 @@ def list_cmd(runs_dir: Path | None) -> None:
 def export_cmd(model: str, onnx_path: Path, direction: str | None, opset: int, arch, ngf, norm, n_blocks, n_downs,
                runs_dir: Path | None, overwrite: bool) -> None:
     """Export a generator to ONNX (dynamic batch, height, width) and check it with onnxruntime."""
-    from ..export_onnx import export_onnx
     from ..fileio import check_output_path
+    from ..translate.export_onnx import export_onnx
 
     check_output_path(onnx_path, overwrite)
     loaded = _load(model, runs_dir, "cpu", dict(arch=arch, ngf=ngf, norm=norm, n_blocks=n_blocks, n_downs=n_downs))

@@ -6,7 +6,7 @@ transfer needs (a plain dict, loadable with ``torch.load(weights_only=True)``):
 - ``generator_config`` / ``generator_state``: the last trained body generator (the local enhancer
   when that stage was trained, else the global generator), rebuilt with ``build_generator``;
 - ``face_generator_config`` / ``face_generator_state``: the face residual generator, or ``None``;
-- ``config``: the :class:`~vid2vid_app.dance_config.DanceConfig` as a dict;
+- ``config``: the :class:`~vid2vid_app.dance.config.DanceConfig` as a dict;
 - ``target_stats``: the target's :class:`~vid2vid_app.pose.normalize.BodyStats` (JSON), in the
   pixel coordinates of the original target video of size ``target_size``;
 - ``render_style``: the :class:`~vid2vid_app.pose.render.RenderStyle` used for training;
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ..config import from_dict, to_dict
-from ..dance_config import DanceConfig
+from ..dance.config import DanceConfig
 from ..device import autocast, autocast_dtype, resolve_device
 from ..errors import UserError
 from ..fileio import atomic_path

@@ -133,7 +133,7 @@ def _json_number(value: Any) -> Any:
 
 
 def held_out_frames(model: Any, max_frames: int | None = None) -> EvalFrames:
-    """The held-out frames of the model's training run (see :mod:`vid2vid_app.dance_training`):
+    """The held-out frames of the model's training run (see :mod:`vid2vid_app.dance.train`):
     real frames from ``data/frames_WxH.u8`` and keypoints from ``data/poses.npz`` beside the
     model file. :class:`UserError` when the model file has no such data beside it."""
     data = model.data or {}

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import UserError
+from ..errors import UserError
 
 APP = "translate"
 MODEL_FILE = "model.pt"
@@ -71,7 +71,7 @@ def save_model(path: str | Path, mode: str, generators: dict[str, nn.Module], di
                train_size: int | None, config: dict[str, Any], meta: dict[str, Any] | None = None) -> Path:
     """Write the model file atomically. ``generators`` maps a direction to a generator built by
     ``build_generator``: one entry for pix2pix, "AtoB" (G_A) and "BtoA" (G_B) for CycleGAN."""
-    from .training.checkpoint import export_generator
+    from ..training.checkpoint import export_generator
 
     order = sorted(generators, key=DIRECTIONS.index)
     main, extra = order[0], order[1:]
@@ -128,7 +128,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", *, arch: st
 
 
 def _from_export(data: dict[str, Any], path: Path) -> TranslateModel:
-    from .training.checkpoint import FORMAT_VERSION, generator_from_payload
+    from ..training.checkpoint import FORMAT_VERSION, generator_from_payload
 
     version = data.get("format_version", 0)
     if not isinstance(version, int) or version > FORMAT_VERSION:
@@ -160,7 +160,7 @@ def reference_direction(path: Path) -> tuple[str, str]:
 
 def _from_reference(path: Path, state: dict[str, torch.Tensor], arch: str | None,
                     kw: dict[str, Any]) -> TranslateModel:
-    from .models import load_reference_generator
+    from ..models import load_reference_generator
 
     kw = {k: v for k, v in kw.items() if v is not None}
     g = load_reference_generator(path, arch=arch, **kw)

@@ -3,7 +3,7 @@
 :func:`train_translation` runs one pix2pix or CycleGAN training from a :class:`TranslateConfig` into a
 run folder (``RUNS/NAME/``), which the shared loop fills with config.json, log.txt, stats.jsonl,
 samples/ and checkpoints/. When training finishes it writes ``RUNS/NAME/model.pt`` (see
-:mod:`vid2vid_app.translate_model`). pix2pix holds out the last pairs for validation: L1 (on the
+:mod:`vid2vid_app.translate.model`). pix2pix holds out the last pairs for validation: L1 (on the
 [-1, 1] scale) and PSNR of the generator on them are logged at every checkpoint, next to the identity
 baseline (output = input) computed once.
 """
@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import from_dict, to_dict
-from .data.translate_data import (
+from ..config import from_dict, to_dict
+from ..data.translate_data import (
     PairedDataset,
     Preprocess,
     UnpairedDataset,
@@ -33,9 +33,9 @@ from .data.translate_data import (
     split_validation,
     stack_pairs,
 )
-from .errors import UserError
-from .translate_config import TranslateConfig, validate
-from .translate_model import MODEL_FILE, save_model
+from ..errors import UserError
+from ..translate.config import TranslateConfig, validate
+from ..translate.model import MODEL_FILE, save_model
 
 SETTINGS_FILE = "translate.json"
 
@@ -98,7 +98,7 @@ def prepare_data(cfg: TranslateConfig, quiet: bool = True) -> PreparedData:
 
 def build_networks(cfg: TranslateConfig) -> dict[str, nn.Module]:
     """Generators and PatchGAN discriminators (weights N(0, 0.02)) named as the objective expects."""
-    from .models import build_discriminator, build_generator
+    from ..models import build_discriminator, build_generator
 
     def generator() -> nn.Module:
         return build_generator(cfg.arch, in_channels=3, out_channels=3, ngf=cfg.ngf, norm=cfg.norm,
@@ -120,7 +120,7 @@ def build_networks(cfg: TranslateConfig) -> dict[str, nn.Module]:
 
 
 def build_objective(cfg: TranslateConfig, nets: dict[str, nn.Module]):
-    from .training import CycleGANObjective, Pix2PixObjective
+    from ..training import CycleGANObjective, Pix2PixObjective
 
     if cfg.mode == "pix2pix":
         return Pix2PixObjective(nets["G"], nets["D"], gan_mode=cfg.gan_mode, lambda_l1=cfg.lambda_l1)
@@ -133,8 +133,8 @@ def make_val_fn(val: PairedDataset, batch_size: int = 8) -> Callable[[nn.Module]
     """A validation function for the loop: the generator's mean L1 ([-1, 1] scale) and PSNR (dB, on
     uint8 frames) on the held-out pairs, plus the identity baseline's (output = input) for reference.
     Dropout and batch norm run in eval mode, as at inference."""
-    from .imaging import to_uint8
-    from .metrics import psnr
+    from ..imaging import to_uint8
+    from ..metrics import psnr
 
     inputs, targets = stack_pairs(val)
     baseline_l1 = float((inputs - targets).abs().mean())
@@ -178,7 +178,7 @@ class TranslateTrainResult:
 
 
 def save_settings(cfg: TranslateConfig, run_dir: Path) -> None:
-    from .fileio import write_json_atomic
+    from ..fileio import write_json_atomic
 
     write_json_atomic(run_dir / SETTINGS_FILE, to_dict(cfg))
 
@@ -202,7 +202,7 @@ def train_translation(cfg: TranslateConfig, run_dir: str | Path, *, resume: bool
     order). Refusing to clobber an existing run is the caller's decision. Notes about the data (e.g.
     images that were resized) go to log.txt and to ``log`` (e.g. the console).
     """
-    from .training import TrainConfig, train
+    from ..training import TrainConfig, train
 
     validate(cfg)
     run_dir = Path(run_dir)

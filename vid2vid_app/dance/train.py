@@ -30,14 +30,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import load_json, save_json, to_dict
-from .dance_config import DanceConfig, final_canvas, validate
-from .data.dance_dataset import StagePoses, TemporalPairDataset, downscale_frame
-from .data.dance_prepare import PreparedData, prepare_dance_data
-from .device import resolve_device
-from .errors import UserError
-from .imaging import to_tensor, to_uint8
-from .inference.dance_model import MODEL_FILENAME, default_runs_dir, refine_faces, save_dance_model
+from ..config import load_json, save_json, to_dict
+from ..dance.config import DanceConfig, final_canvas, validate
+from ..data.dance_dataset import StagePoses, TemporalPairDataset, downscale_frame
+from ..data.dance_prepare import PreparedData, prepare_dance_data
+from ..device import resolve_device
+from ..errors import UserError
+from ..imaging import to_tensor, to_uint8
+from ..inference.dance_model import MODEL_FILENAME, default_runs_dir, refine_faces, save_dance_model
 
 log = logging.getLogger(__name__)
 
@@ -134,14 +134,14 @@ def resolve_config(run_dir: Path, cfg: DanceConfig, continuing: bool, videos: li
 # ---------------------------------------------------------------------------------------------
 
 def build_global(cfg: DanceConfig):
-    from .models import build_generator
+    from ..models import build_generator
 
     return build_generator("global", in_channels=POSE_CHANNELS + 3, out_channels=3, ngf=cfg.ngf,
                            n_downsample=cfg.n_downsample, n_blocks=cfg.n_blocks, norm=cfg.norm)
 
 
 def build_local(cfg: DanceConfig, global_generator=None):
-    from .models import build_generator, load_global_into_local
+    from ..models import build_generator, load_global_into_local
 
     local = build_generator("local", in_channels=POSE_CHANNELS + 3, out_channels=3, ngf=cfg.ngf // 2,
                             n_downsample=cfg.n_downsample, n_blocks=cfg.n_blocks, n_local_enhancers=1,
@@ -152,7 +152,7 @@ def build_local(cfg: DanceConfig, global_generator=None):
 
 
 def build_face(cfg: DanceConfig):
-    from .models import build_generator
+    from ..models import build_generator
 
     return build_generator("face", in_channels=POSE_CHANNELS + 3, out_channels=3, ngf=cfg.ngf_face,
                            n_downsample=cfg.n_downsample_face, n_blocks=cfg.n_blocks_face, norm=cfg.norm)
@@ -160,7 +160,7 @@ def build_face(cfg: DanceConfig):
 
 def build_discriminators(cfg: DanceConfig):
     """(per-frame multiscale D on cat(pose, frame), temporal D on cat(pose t, pose t+1, frame t, t+1))."""
-    from .models import build_discriminator
+    from ..models import build_discriminator
 
     d = build_discriminator("multiscale", in_channels=POSE_CHANNELS + 3, ndf=cfg.ndf, n_layers=cfg.n_layers_d,
                             norm=cfg.norm, num_d=cfg.num_d)
@@ -174,7 +174,7 @@ def make_vgg(cfg: DanceConfig, explicit: bool, notes: list[str]):
     explicitly given weight file that is missing is an error."""
     if not cfg.vgg or cfg.lambda_vgg <= 0:
         return None
-    from .models.losses import VGGLoss, find_vgg_weights
+    from ..models.losses import VGGLoss, find_vgg_weights
 
     path = find_vgg_weights(cfg.vgg_backbone, cfg.vgg_weights)
     if path is None:
@@ -234,7 +234,7 @@ class HeldOut:
         return out
 
     def metrics(self, generator, face_generator=None, face_size: int = 0) -> dict[str, float]:
-        from .metrics import psnr, ssim
+        from ..metrics import psnr, ssim
 
         if not len(self):
             return {}
@@ -251,8 +251,8 @@ def train_dance(videos: list[str | Path], name: str, cfg: DanceConfig, *, runs_d
                 vgg_explicit: bool = False) -> DanceTrainSummary:
     """Prepare the data of the target ``videos`` and train the configured stages into
     ``RUNS/NAME``; returns a summary. Raises :class:`UserError` for bad input (see the module doc)."""
-    from .pose.render import RenderStyle
-    from .video import probe
+    from ..pose.render import RenderStyle
+    from ..video import probe
 
     t_start = time.perf_counter()
     check_name(name)
@@ -330,13 +330,13 @@ def train_dance(videos: list[str | Path], name: str, cfg: DanceConfig, *, runs_d
 
 def stage_face_side(data: PreparedData, cfg: DanceConfig) -> int | None:
     """One face-box side (pixels at the final canvas) for the whole target, from the median head."""
-    from .models.face import face_side
+    from ..models.face import face_side
 
     return face_side(data.canvas_keypoints[data.valid], box_frac=cfg.face_box_frac)
 
 
 def train_config(cfg: DanceConfig, stage: str):
-    from .training import TrainConfig
+    from ..training import TrainConfig
 
     steps = cfg.stage_steps(stage)
     return TrainConfig(
@@ -351,8 +351,8 @@ def train_stage(stage: str, cfg: DanceConfig, data: PreparedData, pairs: np.ndar
                 quiet: bool) -> tuple[StageResult, torch.nn.Module]:
     """Train one stage (or load it when already finished); returns its result and its generator
     (the body generator for global/local, the face generator for face), on the CPU, eval mode."""
-    from .training import export_generator, load_generator_export, train
-    from .training.objectives import FaceObjective, TemporalObjective
+    from ..training import export_generator, load_generator_export, train
+    from ..training.objectives import FaceObjective, TemporalObjective
 
     stage_dir = run_dir / stage
     export_path = stage_dir / STAGE_EXPORT
@@ -375,7 +375,7 @@ def train_stage(stage: str, cfg: DanceConfig, data: PreparedData, pairs: np.ndar
         objective = TemporalObjective(G, D, Dt, **loss_kwargs(cfg, vgg))
         val_fn = (lambda _=None: heldout.metrics(objective.generator())) if len(heldout) else None
     else:
-        from .models import build_discriminator
+        from ..models import build_discriminator
 
         face_G = build_face(cfg)
         face_D = build_discriminator("face", in_channels=POSE_CHANNELS + 3, ndf=cfg.ndf_face,

@@ -19,7 +19,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from .errors import UserError
+from ..errors import UserError
 
 MODES = ("pix2pix", "cyclegan")
 DIRECTIONS = ("AtoB", "BtoA")

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import UserError
-from .fileio import atomic_path, check_output_path
+from ..errors import UserError
+from ..fileio import atomic_path, check_output_path
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 
-from .errors import UserError
+from ..errors import UserError
 
 STAGES = ("global", "local", "face")
 

@@ -1,0 +1,1 @@
+"""Frame-wise translation (pix2pix, CycleGAN): configuration, model files, training and ONNX export."""
