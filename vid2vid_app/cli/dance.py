@@ -20,3 +20,7 @@ dance.add_command(pose_cmd, "pose")
 dance.add_command(train_cmd, "train")
 dance.add_command(transfer_cmd, "transfer")
 dance.add_command(evaluate_cmd, "evaluate")
+
+
+if __name__ == "__main__":  # `python -m vid2vid_app.cli.dance`, e.g. under torchrun
+    dance()

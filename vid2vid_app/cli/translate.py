@@ -358,3 +358,7 @@ def export_cmd(model: str, onnx_path: Path, direction: str | None, opset: int, a
     report = export_onnx(loaded.generator(direction), onnx_path, opset=opset, overwrite=overwrite)
     click.echo(f"wrote {report.path}; onnxruntime vs PyTorch on a {tuple(report.check_shape)} input: "
                f"max abs diff {report.max_abs_diff:.2e}")
+
+
+if __name__ == "__main__":  # `python -m vid2vid_app.cli.translate`, e.g. under torchrun
+    translate_video()
