@@ -50,9 +50,11 @@ def train_cmd(videos, name, runs_dir, preset, stages, face, steps, size, ngf, ba
 
     Prepares the data once (cached in RUNS/NAME/data), trains the global generator, the local
     enhancer at twice the resolution and, with --face, the face stage, then writes RUNS/NAME/model.pt
-    for `dance transfer`. Interrupted runs continue with --resume.
+    for `dance transfer`. Interrupted runs continue with --resume. Runs under
+    `torchrun --nproc_per_node N` too: rank 0 prepares the data and prints; all ranks train.
     """
     from ..dance.train import train_dance
+    from ..training.distributed import is_main_process
 
     base = PRESETS[preset]
     overrides = {
@@ -93,6 +95,8 @@ def train_cmd(videos, name, runs_dir, preset, stages, face, steps, size, ngf, ba
         raise click.ClickException(
             f"interrupted; continue with `dance train {' '.join(map(str, videos))} --name {name} --resume`"
             + (f" --runs-dir {runs_dir}" if runs_dir else "") + ".") from None
+    if not is_main_process():
+        return  # under torchrun, rank 0 alone prints
     if not quiet:
         for line in summary.lines():
             click.echo(line)

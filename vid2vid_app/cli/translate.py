@@ -12,7 +12,6 @@ inference.translate, translate.export_onnx).
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import click
@@ -227,10 +226,16 @@ _RESUME_ALLOWED = {"steps", "decay_steps", "device", "num_workers", "checkpoint_
 def train_cmd(ctx: click.Context, mode: str | None, name: str, preset: str, paired, aligned, paired_video,
               domain_a, domain_b, frame_step, max_frames, direction, no_flip, resume: bool, dry_run: bool,
               runs_dir: Path | None, device: str, overwrite: bool, quiet: bool, **settings) -> None:
-    """Train a pix2pix or CycleGAN model into RUNS/NAME (model: RUNS/NAME/model.pt)."""
+    """Train a pix2pix or CycleGAN model into RUNS/NAME (model: RUNS/NAME/model.pt).
+
+    Runs under `torchrun --nproc_per_node N` too: rank 0 prepares the run and prints; all ranks train.
+    """
     from ..config import to_dict
+    from ..training.distributed import is_main_process
     from ..translate.config import DataSpec, make_config
     from ..translate.train import load_settings, prepare_data, train_translation
+
+    quiet = quiet or not is_main_process()  # under torchrun, rank 0 alone prints
 
     run_dir = default_runs_dir(runs_dir) / name
     data = None
@@ -261,10 +266,6 @@ def train_cmd(ctx: click.Context, mode: str | None, name: str, preset: str, pair
     else:
         if mode is None:
             raise UserError("--mode pix2pix or --mode cyclegan is required.")
-        if run_dir.exists() and any(run_dir.iterdir()) and not dry_run:
-            if not overwrite:
-                raise UserError(f"run {name!r} already exists in {run_dir.parent}; pass --resume to continue it "
-                                "or --overwrite to start over.")
         cfg = make_config(mode, preset, direction=direction, flip=False if no_flip else None, device=device,
                           data=data, **settings)
         if data is None:
@@ -276,14 +277,13 @@ def train_cmd(ctx: click.Context, mode: str | None, name: str, preset: str, pair
         click.echo(json.dumps({"run_dir": str(run_dir), "config": to_dict(cfg), "data": prepared.sizes,
                                "steps": steps, "decay_steps": decay, "notes": prepared.notes}, indent=2))
         return
-    if overwrite and run_dir.exists():
-        _remove_run(run_dir, cfg)
 
     def say(message: str) -> None:
         if not quiet:
             click.echo(message, err=True)
 
-    result = train_translation(cfg, run_dir, resume=resume, quiet=quiet, log=say)
+    # An existing run is refused (or with --overwrite deleted) there, by rank 0 alone under torchrun.
+    result = train_translation(cfg, run_dir, resume=resume, overwrite=overwrite, quiet=quiet, log=say)
     if not quiet:
         lines = [f"trained {result.mode} model {name}: {result.steps} steps in {result.seconds / 60:.1f} min",
                  f"model: {result.model_path}"]
@@ -294,19 +294,6 @@ def train_cmd(ctx: click.Context, mode: str | None, name: str, preset: str, pair
         lines.append(f"use it: translate-video --model {name} INPUT -o OUTPUT"
                      + (f" --runs-dir {run_dir.parent}" if runs_dir is not None else ""))
         click.echo("\n".join(lines), err=True)
-
-
-def _remove_run(run_dir: Path, cfg) -> None:
-    """Delete a run folder for --overwrite, unless training data lives inside it."""
-    spec = cfg.data
-    sources = [*spec.paired, *spec.paired_video, *spec.domain_a, *spec.domain_b]
-    if spec.aligned:
-        sources.append(spec.aligned)
-    root = run_dir.resolve()
-    for src in sources:
-        if root == Path(src).resolve() or root in Path(src).resolve().parents:
-            raise UserError(f"{src} lies inside the run folder {run_dir}; --overwrite would delete training data.")
-    shutil.rmtree(run_dir)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -9,13 +9,20 @@ write logs, samples and checkpoints. Without ``WORLD_SIZE`` everything is a sing
 nothing here does any work.
 
 ``TrainConfig.batch_size`` is per process: the global batch is ``batch_size * world_size``.
+
+The job around the loop (``dance train``, ``translate-video train``) runs on every rank too. What
+touches shared files there (the run folder, data caches, configs, the final model) goes through
+:func:`run_on_main` or :func:`main_process_first`, so rank 0 alone writes while the others wait.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
@@ -23,6 +30,13 @@ from torch import nn
 
 from ..device import resolve_device
 from ..errors import UserError
+
+T = TypeVar("T")
+
+# How long the other ranks wait for rank 0's job-level work: decoding and pose detection of a long
+# target video take far longer than the default collective timeout (10 min for NCCL).
+JOB_WAIT_TIMEOUT = timedelta(hours=12)
+_job_group = None  # gloo group for those waits, made on first use
 
 
 @dataclass(frozen=True)
@@ -75,8 +89,18 @@ def setup(device: str | None = "auto") -> DistInfo:
 
 def cleanup() -> None:
     """Leave the process group (safe to call when none was joined)."""
+    global _job_group
+    _job_group = None
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def is_main_process() -> bool:
+    """True in a single process and in rank 0 under torchrun (before or after :func:`setup`):
+    the one process that prints summaries."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def wrap_ddp(module: nn.Module, info: DistInfo, sync_bn: bool = False) -> nn.Module:
@@ -128,3 +152,52 @@ def broadcast_object(obj, info: DistInfo):
     box = [obj if info.is_main else None]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def run_on_main(fn: Callable[[], T], info: DistInfo) -> T:
+    """``fn()`` on rank 0 alone; every rank returns its result (small and picklable) or raises its error.
+
+    For job-level work that only one process may do, such as clobbering a run folder or writing a
+    config or the final model: run on every rank, it would race. The other ranks wait for rank 0;
+    when ``fn`` fails there, they raise a :class:`UserError` with the same message instead of
+    waiting forever in the next collective for a rank that has stopped. One process: just ``fn()``.
+    """
+    if not info.enabled:
+        return fn()
+    return _on_main_then_share(fn, info, share_result=True)
+
+
+def main_process_first(fn: Callable[[], T], info: DistInfo) -> T:
+    """``fn()`` on rank 0 first, then, once it succeeded, on the other ranks; each returns its own result.
+
+    For work that fills a cache, such as decoding videos and detecting poses into the run folder:
+    rank 0 does it while the others wait, then they find the finished files and only read them.
+    Errors reach every rank as in :func:`run_on_main`. One process: just ``fn()``.
+    """
+    if not info.enabled:
+        return fn()
+    result = _on_main_then_share(fn, info, share_result=False)
+    return result if info.is_main else fn()
+
+
+def _on_main_then_share(fn: Callable[[], T], info: DistInfo, share_result: bool):
+    """Rank 0 runs ``fn`` and broadcasts ``[error message or None, result or None]``; the other ranks
+    block in that broadcast (on a gloo group with a long timeout) and raise the error if there is one."""
+    global _job_group
+    if _job_group is None:
+        _job_group = dist.new_group(backend="gloo", timeout=JOB_WAIT_TIMEOUT)
+    if not info.is_main:
+        box = [None, None]
+        dist.broadcast_object_list(box, src=0, group=_job_group)
+        if box[0] is not None:
+            raise UserError(box[0])
+        return box[1]
+    try:
+        result = fn()
+    except BaseException as exc:
+        message = str(exc) if isinstance(exc, UserError) else (
+            f"rank 0 failed with {type(exc).__name__}: {exc} (its output has the details).")
+        dist.broadcast_object_list([message, None], src=0, group=_job_group)
+        raise
+    dist.broadcast_object_list([None, result if share_result else None], src=0, group=_job_group)
+    return result

@@ -6,12 +6,17 @@ samples/ and checkpoints/. When training finishes it writes ``RUNS/NAME/model.pt
 :mod:`vid2vid_app.translate.model`). pix2pix holds out the last pairs for validation: L1 (on the
 [-1, 1] scale) and PSNR of the generator on them are logged at every checkpoint, next to the identity
 baseline (output = input) computed once.
+
+Under ``torchrun`` every process runs :func:`train_translation`; rank 0 alone clears or refuses the
+run folder, writes its files and the model, while the others wait for it (see
+:mod:`vid2vid_app.training.distributed`).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -194,25 +199,50 @@ def load_settings(run_dir: Path) -> TranslateConfig:
         raise UserError(f"{path} is not readable JSON ({exc}).") from None
 
 
-def train_translation(cfg: TranslateConfig, run_dir: str | Path, *, resume: bool = False, quiet: bool = False,
-                      log: Callable[[str], None] | None = None) -> TranslateTrainResult:
+def open_run_dir(run_dir: Path, cfg: TranslateConfig, *, resume: bool, overwrite: bool) -> None:
+    """The clobber policy: an existing, non-empty ``run_dir`` is refused unless ``resume`` (continue
+    it) or ``overwrite`` (delete it first, unless training data lives inside it)."""
+    if resume or not (run_dir.exists() and any(run_dir.iterdir())):
+        return
+    if not overwrite:
+        raise UserError(f"run {run_dir.name!r} already exists in {run_dir.parent}; pass --resume to continue it "
+                        "or --overwrite to start over.")
+    spec = cfg.data
+    sources = [*spec.paired, *spec.paired_video, *spec.domain_a, *spec.domain_b]
+    if spec.aligned:
+        sources.append(spec.aligned)
+    root = run_dir.resolve()
+    for src in sources:
+        if root == Path(src).resolve() or root in Path(src).resolve().parents:
+            raise UserError(f"{src} lies inside the run folder {run_dir}; --overwrite would delete training data.")
+    shutil.rmtree(run_dir)
+
+
+def train_translation(cfg: TranslateConfig, run_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
+                      quiet: bool = False, log: Callable[[str], None] | None = None) -> TranslateTrainResult:
     """Train ``cfg`` into ``run_dir`` and write ``run_dir/model.pt``.
 
     ``resume`` continues from the run's latest checkpoint (exactly: step, LR, optimizer, RNG and data
-    order). Refusing to clobber an existing run is the caller's decision. Notes about the data (e.g.
-    images that were resized) go to log.txt and to ``log`` (e.g. the console).
+    order); otherwise an existing run is refused, or deleted first with ``overwrite``. Notes about the
+    data (e.g. images that were resized) go to log.txt and to ``log`` (e.g. the console). Under
+    torchrun, only rank 0 touches the run folder, shows progress and calls ``log``.
     """
-    from ..training import TrainConfig, train
+    from ..training import TrainConfig, distributed, train
 
     validate(cfg)
     run_dir = Path(run_dir)
-    say = log or (lambda _msg: None)
+    info = distributed.setup(cfg.device)
+    quiet = quiet or not info.is_main
+    say = log if log is not None and info.is_main else (lambda _msg: None)
     start = time.perf_counter()
-    data = prepare_data(cfg, quiet=quiet)
-    batch_size = min(cfg.batch_size, len(data.train))
+    distributed.run_on_main(lambda: open_run_dir(run_dir, cfg, resume=resume, overwrite=overwrite), info)
+    data = distributed.main_process_first(lambda: prepare_data(cfg, quiet=quiet), info)
+    per_process = -(-len(data.train) // info.world_size)  # the items each process sees per epoch
+    batch_size = min(cfg.batch_size, per_process)
     if batch_size < cfg.batch_size:
         data.notes.append(f"batch size lowered from {cfg.batch_size} to {batch_size}: the training set has "
-                          f"only {len(data.train)} item(s).")
+                          f"only {len(data.train)} item(s)"
+                          + (f", {per_process} per process." if info.enabled else "."))
     for note in data.notes:
         say(f"note: {note}")
     nets = build_networks(cfg)
@@ -222,25 +252,33 @@ def train_translation(cfg: TranslateConfig, run_dir: str | Path, *, resume: bool
                        beta2=cfg.beta2, num_workers=cfg.num_workers, seed=cfg.seed, device=cfg.device,
                        log_every=cfg.log_every, sample_every=cfg.sample_every,
                        checkpoint_every=cfg.checkpoint_every)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_settings(cfg, run_dir)
-    _append_log(run_dir, [f"note: {n}" for n in data.notes] + [f"data: {json.dumps(data.sizes)}"])
+
+    def write_run_files() -> None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_settings(cfg, run_dir)
+        _append_log(run_dir, [f"note: {n}" for n in data.notes] + [f"data: {json.dumps(data.sizes)}"])
+
+    distributed.run_on_main(write_run_files, info)
     val_fn = make_val_fn(data.val) if data.val is not None else None
     app_config = {"translate": to_dict(cfg), "data_sizes": data.sizes}
     result = train(objective, data.train, tcfg, run_dir, resume=resume, quiet=quiet, app_config=app_config,
                    val_fn=val_fn, stage="main")
 
-    # The finished model: G-only export(s) + what inference needs to know.
-    val = dict(result.val)  # the loop validates at the last step; a run resumed when already
-    if not val and val_fn is not None:  # finished did not, so validate here
-        val = val_fn(objective.generator())
-    if cfg.mode == "pix2pix":
-        generators = {cfg.direction: objective.raw("G")}
-    else:
-        generators = {"AtoB": objective.raw("G_A"), "BtoA": objective.raw("G_B")}
-    meta: dict[str, Any] = {"val": val, "steps": result.step, "data_sizes": data.sizes}
-    model_path = save_model(run_dir / MODEL_FILE, cfg.mode, generators, cfg.direction, cfg.crop_size,
-                            to_dict(cfg), meta)
+    def export() -> tuple[Path, dict[str, float]]:
+        """The finished model: G-only export(s) + what inference needs to know."""
+        val = dict(result.val)  # the loop validates at the last step; a run resumed when already
+        if not val and val_fn is not None:  # finished did not, so validate here
+            val = val_fn(objective.generator())
+        if cfg.mode == "pix2pix":
+            generators = {cfg.direction: objective.raw("G")}
+        else:
+            generators = {"AtoB": objective.raw("G_A"), "BtoA": objective.raw("G_B")}
+        meta: dict[str, Any] = {"val": val, "steps": result.step, "data_sizes": data.sizes}
+        path = save_model(run_dir / MODEL_FILE, cfg.mode, generators, cfg.direction, cfg.crop_size,
+                          to_dict(cfg), meta)
+        return path, val
+
+    model_path, val = distributed.run_on_main(export, info)
     return TranslateTrainResult(run_dir=run_dir, model_path=model_path, mode=cfg.mode,
                                 steps=result.step,
                                 seconds=time.perf_counter() - start,
