@@ -7,6 +7,8 @@ downscaled to 180x320 and cut to a dozen frames, so each run takes about a secon
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from fractions import Fraction
 
 import av
@@ -211,3 +213,16 @@ def test_input_inside_the_outputs_is_never_replaced(clips, tmp_path):
     result = run([src, "-o", out, "--overwrite"])
     assert result.exit_code == 1 and "would be replaced" in result.output
     assert src.read_bytes() == clips["person"].read_bytes()
+
+
+def test_quiet_run_leaves_stderr_empty(clips, tmp_path):
+    """MediaPipe / TF Lite / absl start-up lines ("INFO: Created TensorFlow Lite XNNPACK delegate",
+    "W0000 ... inference_feedback_manager ...") go straight to file descriptor 2, past click; a
+    separate process shows whether any reach the terminal. --quiet prints nothing at all."""
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "vid2vid_app.cli.dance", "pose", str(clips["person"]), "-o",
+                           str(out), "--quiet"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert proc.stdout == ""
+    assert (out / "keypoints.npz").is_file()

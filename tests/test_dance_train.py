@@ -21,7 +21,7 @@ from vid2vid_app.cli.dance import dance
 from vid2vid_app.config import to_dict
 from vid2vid_app.dance.config import canvas_size, final_canvas, make_config, parse_steps
 from vid2vid_app.data import dance_prepare
-from vid2vid_app.data.dance_dataset import TemporalPairDataset, downscale_frame
+from vid2vid_app.data.dance_dataset import StagePoses, TemporalPairDataset, downscale_frame
 from vid2vid_app.data.dance_prepare import prepare_dance_data, split_frames
 from vid2vid_app.errors import UserError
 from vid2vid_app.imaging import to_tensor
@@ -236,6 +236,9 @@ def test_train_writes_a_model_that_loads(clips, tmp_path):
     assert not torch.equal(out, out2)  # the previous frame is an input
     stats = [json.loads(line) for line in (runs / "kid" / "global" / "stats.jsonl").read_text().splitlines()]
     assert any("val" in s and "val_psnr" in s["val"] for s in stats)
+    # The tiny preset has no VGG: its L1 term is logged as such, not through the VGG slot.
+    losses = [s["losses"] for s in stats if "losses" in s]
+    assert losses and all("G_L1" in r and "G_VGG" not in r for r in losses)
 
 
 def test_existing_run_is_refused_without_overwrite(clips, tmp_path):
@@ -350,7 +353,26 @@ def test_face_stage_and_old_model_files(clips, tmp_path):
     outside[..., y0:y1, x0:x1] = False
     assert torch.equal(plain[outside], refined[outside])
 
+    # Transfer places the face box exactly as training did: one side for the whole target (stored
+    # in the model file), centred on each frame's face in the same canvas.
     payload = read_model_file(runs / "f" / "model.pt")
+    side = payload["data"]["face_side"]
+    assert side and (box[2] - box[0], box[3] - box[1]) == (side, side)
+    cfg = model.config
+    data = prepare_dance_data([clips["short"]], runs / "f" / "data", model.resolution,
+                              detect_max_side=cfg["detect_max_side"], smooth_method=cfg["smooth_method"],
+                              max_gap=cfg["max_gap"], min_frames=cfg["min_train_frames"], quiet=True)
+    assert data.reused_poses and data.reused_frames
+    trained = StagePoses(data, 1, model.render_style)
+    for t in np.flatnonzero(data.valid):
+        expected, got = trained.face_box(int(t), side), model.face_box(data.keypoints[t])
+        assert (expected is None) == (got is None)
+        if got is not None:
+            np.testing.assert_array_equal(got, expected)
+    face_losses = [json.loads(line).get("losses") for line in (runs / "f" / "face" / "stats.jsonl").read_text()
+                   .splitlines()]
+    assert any(face_losses) and all("G_L1" in r and "G_VGG" not in r for r in face_losses if r)
+
     for key in ("render_thickness", "face_box_frac", "val_max_frames"):
         payload["config"].pop(key)
     torch.save(payload, tmp_path / "old.pt")
@@ -369,6 +391,23 @@ def test_unknown_model_name_lists_the_models(tmp_path):
     with pytest.raises(UserError, match="not a `dance train` model"):
         DanceModel.load(tmp_path / "alice" / "model.pt")
     assert resolve_model_path(tmp_path / "alice", None) == tmp_path / "alice" / "model.pt"
+
+
+def test_loss_weights_reach_the_objectives():
+    """The preset's L1 weight goes to the objectives' own L1 term; the VGG slot holds only the VGG
+    (or nothing). A saved config from before a loss field existed loads with its default."""
+    from vid2vid_app.config import from_dict
+    from vid2vid_app.dance.config import DanceConfig
+    from vid2vid_app.dance.train import loss_kwargs
+
+    tiny = loss_kwargs(make_config("tiny"), None)
+    assert tiny["lambda_l1"] == 20.0 and tiny["vgg"] is None and tiny["lambda_vgg"] == 0.0
+    vgg = torch.nn.Identity()
+    standard = loss_kwargs(make_config("standard"), vgg)
+    assert standard["vgg"] is vgg and standard["lambda_vgg"] == 10.0 and standard["lambda_l1"] == 0.0
+    old = to_dict(make_config("tiny"))
+    old.pop("lambda_l1")
+    assert from_dict(DanceConfig, old).lambda_l1 == 0.0
 
 
 def test_model_config_round_trip_keeps_every_field():

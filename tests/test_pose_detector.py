@@ -6,6 +6,8 @@ To keep the suite fast, clips are decoded at a 640 px long side and every 2nd fr
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from pose_utils import standing_pose
@@ -13,7 +15,7 @@ from pose_utils import standing_pose
 from vid2vid_app.errors import UserError
 from vid2vid_app.pose import PoseDetector, detect_sequence, mean_acceleration, smooth
 from vid2vid_app.pose import skeleton as sk
-from vid2vid_app.pose.detector import DetectionStats, _Track
+from vid2vid_app.pose.detector import DetectionStats, _native_stderr_silenced, _Track
 from vid2vid_app.video import ThreadedReader, VideoReader, iter_frames
 
 SINGLE = ["pose2sim_singleperson_cam01.mp4", "pose2sim_singleperson_cam02.mp4", "pose2sim_singleperson_cam03.mp4"]
@@ -141,3 +143,19 @@ def test_track_rules_on_synthetic_poses():
     for _ in range(3):  # ... and after lost_after misses the track is dropped
         track.miss()
     assert track.box is None and track.matches(far)
+
+
+def test_native_start_up_chatter_is_dropped_but_errors_surface(capfd):
+    """MediaPipe's native INFO/WARNING start-up lines written to fd 2 while a graph starts are
+    dropped; anything else (a native error, Python text) still reaches stderr, in order."""
+    with _native_stderr_silenced():
+        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+        os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n")
+        os.write(2, b"W0000 00:00:1795988516.045101   24147 inference_feedback_manager.cc:114] Feedback manager "
+                    b"requires a model with a single signature inference.\n")
+        os.write(2, b"I0000 00:00:1795988516.045101   24147 gl_context.cc:369] GL version: 3.2\n")
+        os.write(2, b"E0000 00:00:1795988516.1   24147 calculator_graph.cc:887] a real error\n")
+        os.write(2, b"F0000 a fatal one\n")
+    err = capfd.readouterr().err
+    assert err == ("E0000 00:00:1795988516.1   24147 calculator_graph.cc:887] a real error\n"
+                   "F0000 a fatal one\n")

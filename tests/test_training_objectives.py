@@ -151,6 +151,31 @@ def test_temporal_step_updates_all_three_networks():
     assert {"G_GAN", "G_FM", "G_GAN_T", "D_real", "D_fake", "DT_real", "DT_fake"} == set(losses)
 
 
+def test_temporal_l1_term_is_logged_as_g_l1():
+    """lambda_l1 adds G_L1 = lambda_l1 x (mean |gen0 - frame0| + mean |gen1 - frame1|) (summed over
+    the two frames like the other generator terms), computed with the generator before the step;
+    without a VGG there is no G_VGG, and lambda_l1 = 0 (the default) logs no G_L1."""
+    G, D = hd_nets(6, 6)
+    torch.manual_seed(2)
+    DT = build_discriminator("temporal", in_channels=12, ndf=4, n_layers=2, num_d=2)
+    G0 = snapshot(G)
+    obj = TemporalObjective(G, D, DT, n_layers_d=2, num_d=2, lambda_vgg=10.0, lambda_l1=7.0)
+    batch = temporal_batch()
+    losses = step_and_check(obj, batch, 3)
+    assert set(losses) == {"G_GAN", "G_FM", "G_L1", "G_GAN_T", "D_real", "D_fake", "DT_real", "DT_fake"}
+
+    G_ref, _ = hd_nets(6, 6, seed=1)
+    G_ref.load_state_dict(G0)
+    with torch.no_grad():
+        gen0, gen1 = generate_pair(G_ref, batch["pose0"], batch["pose1"])
+        expected = 7.0 * ((gen0 - batch["frame0"]).abs().mean() + (gen1 - batch["frame1"]).abs().mean())
+    assert losses["G_L1"] == pytest.approx(expected.item(), rel=1e-5)
+
+    plain = TemporalObjective(*hd_nets(6, 6)[:2], DT, n_layers_d=2, num_d=2)
+    losses = plain.train_step(temporal_batch(), plain.make_optimizers(2e-4, (0.5, 0.999)))
+    assert "G_L1" not in losses and "G_VGG" not in losses
+
+
 def test_temporal_previous_frame_is_not_detached():
     """Frame 1 depends on pose 0 only through the generated frame 0: a nonzero gradient of frame 1
     with respect to pose 0 shows the first output is not detached."""

@@ -72,7 +72,7 @@ class DanceConfig:
     gan_mode: str = "lsgan"
     lambda_feat: float = 10.0
     lambda_vgg: float = 10.0
-    lambda_l1: float = 0.0
+    lambda_l1: float = 0.0  # L1 reconstruction term (G_L1) of every stage; the tiny preset's stand-in for VGG
     vgg: bool = True
     vgg_backbone: str = "vgg16"
     vgg_weights: str | None = None

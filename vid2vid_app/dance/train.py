@@ -250,8 +250,14 @@ def train_dance(videos: list[str | Path], name: str, cfg: DanceConfig, *, runs_d
                 resume: bool = False, overwrite: bool = False, quiet: bool = False,
                 vgg_explicit: bool = False) -> DanceTrainSummary:
     """Prepare the data of the target ``videos`` and train the configured stages into
-    ``RUNS/NAME``; returns a summary. Raises :class:`UserError` for bad input (see the module doc)."""
+    ``RUNS/NAME``; returns a summary. Raises :class:`UserError` for bad input (see the module doc).
+
+    Under torchrun every rank runs this: rank 0 alone reads and writes the run folder, prepares the
+    data and writes the exports, while the others wait for it (:mod:`vid2vid_app.training.distributed`)
+    and then read the prepared data; every rank trains.
+    """
     from ..pose.render import RenderStyle
+    from ..training import distributed
     from ..video import probe
 
     t_start = time.perf_counter()
@@ -262,35 +268,49 @@ def train_dance(videos: list[str | Path], name: str, cfg: DanceConfig, *, runs_d
     for v in videos:
         probe(v)  # clear errors for missing or unreadable files before anything is written
     run_dir = default_runs_dir(runs_dir) / name
-    cfg = resolve_config(run_dir, cfg, resume and (run_dir / CONFIG_NAME).is_file(), videos)
+    dist_info = distributed.setup(cfg.device)
+    quiet = quiet or not dist_info.is_main
+    # Rank 0 reads a resumed run's saved settings before it writes anything; every rank uses them.
+    cfg = distributed.run_on_main(
+        lambda: resolve_config(run_dir, cfg, resume and (run_dir / CONFIG_NAME).is_file(), videos), dist_info)
     cfg.videos = tuple(str(v.resolve()) for v in videos)
     validate(cfg)
     notes: list[str] = []
     vgg = make_vgg(cfg, vgg_explicit, notes)  # before any work: a missing weight file fails fast
-    continuing = open_run_dir(run_dir, resume=resume, overwrite=overwrite)
 
-    # 1. Data (cached in RUNS/NAME/data).
+    def open_run() -> tuple[bool, bool]:
+        continuing = open_run_dir(run_dir, resume=resume, overwrite=overwrite)
+        created = not run_dir.exists()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not continuing:
+            save_json(cfg, run_dir / CONFIG_NAME)
+        return continuing, created
+
+    continuing, created = distributed.run_on_main(open_run, dist_info)
+
+    # 1. Data (cached in RUNS/NAME/data: rank 0 decodes and detects, the other ranks read its cache).
     info = probe(videos[0])
     target_size = (info.width, info.height)
     canvas = final_canvas(cfg, target_size)
-    created = not run_dir.exists()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not continuing:
-        save_json(cfg, run_dir / CONFIG_NAME)
-    try:
-        data = prepare_dance_data(videos, run_dir / "data", canvas, detect_max_side=cfg.detect_max_side,
-                                  smooth_method=cfg.smooth_method, max_gap=cfg.max_gap,
-                                  min_frames=cfg.min_train_frames, quiet=quiet)
-        pairs, val_idx = data.split(cfg.val_fraction)
-        if len(pairs) < max(1, cfg.min_train_frames // 2):
-            raise UserError(f"only {len(pairs)} consecutive frame pairs with a person remain for training "
-                            f"in {', '.join(map(str, videos))} (after holding out {cfg.val_fraction:.0%}); "
-                            "give a longer target video.")
-    except UserError:
-        # Unusable target videos: a run folder created by this call would only block the next try.
-        if created:
-            shutil.rmtree(run_dir, ignore_errors=True)
-        raise
+
+    def prepare() -> tuple[PreparedData, np.ndarray, np.ndarray]:
+        try:
+            data = prepare_dance_data(videos, run_dir / "data", canvas, detect_max_side=cfg.detect_max_side,
+                                      smooth_method=cfg.smooth_method, max_gap=cfg.max_gap,
+                                      min_frames=cfg.min_train_frames, quiet=quiet)
+            pairs, val_idx = data.split(cfg.val_fraction)
+            if len(pairs) < max(1, cfg.min_train_frames // 2):
+                raise UserError(f"only {len(pairs)} consecutive frame pairs with a person remain for training "
+                                f"in {', '.join(map(str, videos))} (after holding out {cfg.val_fraction:.0%}); "
+                                "give a longer target video.")
+        except UserError:
+            # Unusable target videos: a run folder created by this call would only block the next try.
+            if created and dist_info.is_main:
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+        return data, pairs, val_idx
+
+    data, pairs, val_idx = distributed.main_process_first(prepare, dist_info)
     if cfg.preset == "standard" and resolve_device(cfg.device).type == "cpu":
         notes.append("the standard preset on a CPU takes days; --preset tiny is meant for CPUs")
         log.warning(notes[-1])
@@ -314,14 +334,14 @@ def train_dance(videos: list[str | Path], name: str, cfg: DanceConfig, *, runs_d
     model_path = run_dir / MODEL_FILENAME
     resolution = canvas
     n_train, n_val = len(pairs), len(val_idx)
-    save_dance_model(
+    distributed.run_on_main(lambda: save_dance_model(
         model_path, generator=body, face_generator=face, config=cfg, target_stats=data.stats,
         render_style=style, target_size=target_size, resolution=resolution, letterbox=data.letterbox,
         stage="local" if "local" in cfg.stages else "global",
         data={"dir": "data", "frames_file": data.frames_path.name, "frames": len(data),
               "canvas": list(canvas), "val_start": int(len(data) - round(len(data) * cfg.val_fraction)),
               "val_frames": [int(i) for i in val_idx], "fps": data.fps,
-              "face_side": face_side})
+              "face_side": face_side}), dist_info)
     return DanceTrainSummary(
         name=name, run_dir=run_dir, model_path=model_path, stages=results,
         seconds=time.perf_counter() - t_start, frames=len(data), frames_with_person=int(data.valid.sum()),
@@ -351,7 +371,7 @@ def train_stage(stage: str, cfg: DanceConfig, data: PreparedData, pairs: np.ndar
                 quiet: bool) -> tuple[StageResult, torch.nn.Module]:
     """Train one stage (or load it when already finished); returns its result and its generator
     (the body generator for global/local, the face generator for face), on the CPU, eval mode."""
-    from ..training import export_generator, load_generator_export, train
+    from ..training import distributed, export_generator, load_generator_export, train
     from ..training.objectives import FaceObjective, TemporalObjective
 
     stage_dir = run_dir / stage
@@ -380,7 +400,7 @@ def train_stage(stage: str, cfg: DanceConfig, data: PreparedData, pairs: np.ndar
         face_G = build_face(cfg)
         face_D = build_discriminator("face", in_channels=POSE_CHANNELS + 3, ndf=cfg.ndf_face,
                                      n_layers=cfg.n_layers_d, norm=cfg.norm, num_d=cfg.num_d)
-        objective = FaceObjective(body, face_G, face_D, crop_size=cfg.face_size, lambda_l1=0.0,
+        objective = FaceObjective(body, face_G, face_D, crop_size=cfg.face_size,
                                   **loss_kwargs(cfg, vgg))
         body_for_val = body
 
@@ -404,44 +424,25 @@ def train_stage(stage: str, cfg: DanceConfig, data: PreparedData, pairs: np.ndar
                    app_config={"dance": to_dict(cfg), "stage": stage}, val_fn=val_fn, stage=stage)
     seconds = time.perf_counter() - t0
     generator = objective.generator()
-    # The loop validates at its last checkpoint; a stage found finished on resume did not.
-    val = dict(result.val) if result.val else (val_fn(generator) if val_fn else {})
-    val = {k: float(v) for k, v in val.items()}
     steps = int(result.step)
-    export_generator(export_path, generator, {"stage": stage, "steps": steps, "val": val})
+
+    def export() -> dict[str, float]:
+        # The loop validates at its last checkpoint; a stage found finished on resume did not.
+        val = dict(result.val) if result.val else (val_fn(generator) if val_fn else {})
+        val = {k: float(v) for k, v in val.items()}
+        export_generator(export_path, generator, {"stage": stage, "steps": steps, "val": val})
+        return val
+
+    val = distributed.run_on_main(export, distributed.setup(cfg.device))  # rank 0 writes, every rank gets val
     generator = generator.cpu().eval()
     return StageResult(stage, steps, seconds, val), generator
 
 
-class ReconstructionLoss(torch.nn.Module):
-    """``lambda_vgg * VGG(fake, real) + lambda_l1 * mean |fake - real|`` on (N, 3, H, W) in [-1, 1].
-
-    Handed to the objectives as their perceptual term (with weight 1, so it shows as ``G_VGG`` in
-    the logs). The L1 part lets the tiny CPU preset, which has no VGG, learn the frame's layout in a
-    few hundred steps; the standard preset uses VGG alone, as the paper.
-    """
-
-    def __init__(self, vgg: torch.nn.Module | None, lambda_vgg: float, lambda_l1: float):
-        super().__init__()
-        self.vgg = vgg
-        self.lambda_vgg = float(lambda_vgg) if vgg is not None else 0.0
-        self.lambda_l1 = float(lambda_l1)
-
-    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-        loss = fake.new_zeros(()).float()
-        if self.vgg is not None and self.lambda_vgg > 0:
-            loss = loss + self.vgg(fake, real) * self.lambda_vgg
-        if self.lambda_l1 > 0:
-            loss = loss + (fake.float() - real.float()).abs().mean() * self.lambda_l1
-        return loss
-
-
 def loss_kwargs(cfg: DanceConfig, vgg) -> dict[str, Any]:
-    """Loss arguments shared by the temporal and face objectives."""
-    recon = None
-    if (vgg is not None and cfg.lambda_vgg > 0) or cfg.lambda_l1 > 0:
-        recon = ReconstructionLoss(vgg, cfg.lambda_vgg, cfg.lambda_l1)
+    """Loss arguments shared by the temporal and face objectives. The L1 term (logged as ``G_L1``)
+    lets the tiny CPU preset, which has no VGG, learn the frame's layout in a few hundred steps; the
+    standard preset uses VGG alone (``G_VGG``), as the paper."""
     return {"gan_mode": cfg.gan_mode, "lambda_feat": cfg.lambda_feat,
-            "lambda_vgg": 1.0 if recon is not None else 0.0, "vgg": recon,
-            "n_layers_d": cfg.n_layers_d, "num_d": cfg.num_d}
+            "lambda_vgg": cfg.lambda_vgg if vgg is not None else 0.0, "vgg": vgg,
+            "lambda_l1": cfg.lambda_l1, "n_layers_d": cfg.n_layers_d, "num_d": cfg.num_d}
 

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
+import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -41,25 +43,42 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+# MediaPipe's native start-up chatter: absl/glog INFO and WARNING lines ("I0000 ...", "W0000 ..."),
+# TF Lite's "INFO: Created TensorFlow Lite XNNPACK delegate ..." and absl's note on logging before
+# InitializeLog. Anything else (E/F-level native errors, Python text) is passed on.
+_NATIVE_CHATTER = re.compile(rb"^(?:[IW]\d{4} |INFO: |WARNING: All log messages before absl::InitializeLog\(\))")
+
+
 @contextlib.contextmanager
 def _native_stderr_silenced():
-    """Hide what native code writes to file descriptor 2 inside the block.
+    """Drop MediaPipe's start-up chatter that native code writes to file descriptor 2 inside the block.
 
     MediaPipe prints several start-up warnings (TF Lite delegate, absl "log messages before
     InitializeLog", feedback tensors) straight to fd 2 when a graph is built and first run;
-    the Python API offers no switch for them. Python's own stderr is flushed first.
+    the Python API offers no switch for them (GLOG_minloglevel and TF_CPP_MIN_LOG_LEVEL do not
+    reach them). fd 2 goes to a temporary file inside the block; afterwards every line that is not
+    such chatter (:data:`_NATIVE_CHATTER`) is written to fd 2, so real errors still surface.
+    Python's own stderr is flushed on entry and exit, so its text stays in order.
     """
     with contextlib.suppress(Exception):
         sys.stderr.flush()
     saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
+    capture = tempfile.TemporaryFile()
     try:
-        os.dup2(devnull, 2)
+        os.dup2(capture.fileno(), 2)
         yield
     finally:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
         os.dup2(saved, 2)
         os.close(saved)
-        os.close(devnull)
+        capture.seek(0)
+        kept = b"".join(line for line in capture if not _NATIVE_CHATTER.match(line))
+        capture.close()
+        with contextlib.suppress(OSError):
+            while kept:
+                kept = kept[os.write(2, kept):]
+
 
 _TRACK_MIN_CONF = 0.5  # landmarks trusted to place a person's box
 

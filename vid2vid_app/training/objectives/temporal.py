@@ -7,11 +7,14 @@ Batch: ``{"pose0", "pose1": stick figures (N, P, H, W), "frame0", "frame1": real
     gen0 = G(cat(pose0, 0));  gen1 = G(cat(pose1, gen0))          (gen0 is NOT detached)
     per-frame D (multi-scale) on cat(pose_t, frame_t) for both frames
     temporal D on cat(pose0, pose1, frame0, frame1), real vs generated
-    G step: sum over both frames of [gan + lambda_feat * FM + lambda_vgg * VGG]  + gan(D_T(fake pair))
+    G step: sum over both frames of [gan + lambda_feat * FM + lambda_vgg * VGG + lambda_l1 * L1]
+            + gan(D_T(fake pair))
     D step: 0.5 * (fake + real) for D (both frames) and for D_T
 
 Feature matching uses the per-frame discriminator only (as in the paper's objective); the temporal
-discriminator contributes its GAN term. Both frames go through the per-frame D as one batch of 2N,
+discriminator contributes its GAN term. The L1 term (``G_L1``, mean absolute error against the real
+frames; off by default, as in the paper) gives small CPU runs without VGG a reconstruction loss
+that learns the frame's layout quickly. Both frames go through the per-frame D as one batch of 2N,
 which equals two separate passes for instance-normalised (or unnormalised) discriminators, the
 pix2pixHD default. Update order and shared real passes follow :mod:`.pix2pixhd`.
 """
@@ -19,6 +22,7 @@ pix2pixHD default. Update order and shared real passes follow :mod:`.pix2pixhd`.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.optim import Optimizer
 
@@ -49,11 +53,12 @@ class TemporalObjective(Pix2PixHDObjective):
 
     def __init__(self, G: nn.Module, D: nn.Module, D_temporal: nn.Module, gan_mode: str = "lsgan",
                  lambda_feat: float = 10.0, lambda_vgg: float = 10.0, vgg: nn.Module | None = None,
-                 n_layers_d: int = 3, num_d: int = 2, lambda_temporal: float = 1.0):
+                 n_layers_d: int = 3, num_d: int = 2, lambda_temporal: float = 1.0, lambda_l1: float = 0.0):
         super().__init__(G, D, gan_mode=gan_mode, lambda_feat=lambda_feat, lambda_vgg=lambda_vgg, vgg=vgg,
                          n_layers_d=n_layers_d, num_d=num_d)
         self.D_temporal = D_temporal
         self.lambda_temporal = float(lambda_temporal)
+        self.lambda_l1 = float(lambda_l1)
 
     def generate_pair(self, pose0: torch.Tensor, pose1: torch.Tensor, generator: nn.Module | None = None):
         """``(gen0, gen1)``: frame 0 from (pose0, zeros), frame 1 from (pose1, gen0), not detached."""
@@ -79,6 +84,8 @@ class TemporalObjective(Pix2PixHDObjective):
             pred_fake = self.raw("D")(torch.cat((poses, fakes), 1))
             # The 2N batch averages the two frames; x2 makes it the sum over frames.
             losses = self._generator_losses(pred_fake, pred_real, fakes, reals, scale=2.0)
+            if self.lambda_l1 > 0:
+                losses["G_L1"] = F.l1_loss(fakes.float(), reals.float()) * self.lambda_l1 * 2.0
             pred_fake_t = self.raw("D_temporal")(torch.cat((pose0, pose1, gen0, gen1), 1))
             losses["G_GAN_T"] = gan_loss(pred_fake_t, True, self.gan_mode, for_discriminator=False) \
                 * self.lambda_temporal
