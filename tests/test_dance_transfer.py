@@ -104,6 +104,26 @@ def test_threaded_generation_matches_a_plain_loop(runs):
         np.testing.assert_array_equal(a, b)
 
 
+def test_face_box_uses_the_face_side_stored_in_the_model(tmp_path):
+    """The face stage was trained on boxes of one side per target; transfer must use that side
+    (not the per-frame head size) for the same keypoints, centred on the nose in the canvas."""
+    from vid2vid_app.models.face import face_box
+
+    kp = np.zeros((33, 3), np.float32)
+    kp[:, 2] = 0.9
+    kp[:, 0], kp[:, 1] = 180.0, 250.0
+    kp[7, 0], kp[8, 0] = 170.0, 190.0  # ears 20 px apart in the target video
+    kp[11, 0], kp[12, 0] = 150.0, 210.0  # shoulders 60 px apart
+    default = DanceModel.load(save_tiny_model(tmp_path / "default.pt", face=True), "cpu")
+    per_frame = default.face_box(kp)
+    stored = DanceModel.load(save_tiny_model(tmp_path / "side.pt", face=True, data={"face_side": 21}), "cpu")
+    box = stored.face_box(kp)
+    assert box is not None and (box[2] - box[0], box[3] - box[1]) == (21, 21)
+    assert per_frame is not None and per_frame[2] - per_frame[0] != 21
+    expected = face_box(stored.canvas_keypoints(kp), stored.resolution, side=21)
+    np.testing.assert_array_equal(box, np.asarray(expected, np.float32))
+
+
 def test_encoder_failure_stops_the_pipeline_without_leaking_threads(runs):
     model = DanceModel.load(runs / "tiny" / "model.pt", "cpu")
     kps = np.tile(np.array([[180.0, 300.0, 0.9]] * 33, dtype=np.float32), (40, 1, 1))
@@ -302,3 +322,73 @@ def test_numpy_conversions_match_the_torch_ones():
                         (np.arange(60).reshape(1, 3, 5, 4) + 0.5) / 127.5 - 1], axis=0).astype(np.float32)
     np.testing.assert_array_equal(float_array_to_uint8(x), to_uint8(torch.from_numpy(x)))
     np.testing.assert_array_equal(float_array_to_uint8(x[0]), to_uint8(torch.from_numpy(x[0])))
+
+
+# ------------------------------------------------------------------------------ --poses
+
+
+def moving_poses(frames: int, size=(362, 640), missing=()) -> PoseSequence:
+    """A standing figure drifting a little down and right over ``frames`` frames of ``size``
+    (like `dance pose` would write), with no pose (NaN, confidence 0) in the ``missing`` frames."""
+    from pose_utils import standing_pose
+
+    base = standing_pose(*size)
+    kp = np.stack([base + np.array([0.5 * t, 0.3 * t, 0], np.float32) for t in range(frames)])
+    seq = PoseSequence(kp, size, 60.0)
+    for t in missing:
+        seq.keypoints[t, :, :2], seq.keypoints[t, :, 2] = np.nan, 0.0
+    return seq
+
+
+def test_poses_file_replaces_detection_without_importing_mediapipe(runs, source, tmp_path, monkeypatch):
+    """`dance transfer --poses DIR/keypoints.npz` (as `dance pose` writes it) needs no detector:
+    with mediapipe made unimportable the whole command still runs, one frame per source frame."""
+    import sys
+
+    keypoints = tmp_path / "pose" / "keypoints.npz"
+    keypoints.parent.mkdir()
+    moving_poses(SOURCE_FRAMES, missing=(0, 20, 21)).save(keypoints)
+    monkeypatch.setitem(sys.modules, "mediapipe", None)  # any `import mediapipe` now fails
+    out = tmp_path / "out.mp4"
+    result = run_cli(source, "-m", "tiny_face", "--runs-dir", runs, "-o", out, "--poses", keypoints,
+                     "--side-by-side")
+    assert result.exit_code == 0, result.output
+    assert probe(out).frame_count == SOURCE_FRAMES and probe(out.with_name("out_sbs.mp4")).frame_count == SOURCE_FRAMES
+    assert f"poses read from {keypoints}: a pose in 33/36 frames; 3 held" in result.output
+    assert "normalised onto the target" in result.output
+
+    part = tmp_path / "part.mp4"  # the folder `dance pose` wrote stands for its keypoints.npz
+    result = run_cli(source, "-m", "tiny", "--runs-dir", runs, "-o", part, "--poses", keypoints.parent,
+                     "--start", "10", "--end", "0.5s", "--no-normalize", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert probe(part).frame_count == 20
+
+
+def test_poses_that_do_not_belong_to_the_source_are_refused(runs, source, tmp_path):
+    out = tmp_path / "out.mp4"
+    short = tmp_path / "short.npz"
+    moving_poses(30).save(short)
+    result = run_cli(source, "-m", "tiny", "--runs-dir", runs, "-o", out, "--poses", short)
+    assert result.exit_code == 1
+    assert f"{short} holds poses for 30 frames but {source} has 36 frames" in result.output
+
+    other_size = tmp_path / "size.npz"
+    moving_poses(SOURCE_FRAMES, size=(720, 1280)).save(other_size)
+    result = run_cli(source, "-m", "tiny", "--runs-dir", runs, "-o", out, "--poses", other_size)
+    assert result.exit_code == 1 and "720x1280 frames but" in result.output and "is 362x640" in result.output
+
+    empty = tmp_path / "empty.npz"
+    PoseSequence.empty(SOURCE_FRAMES, (362, 640), 60.0).save(empty)
+    result = run_cli(source, "-m", "tiny", "--runs-dir", runs, "-o", out, "--poses", empty)
+    assert result.exit_code == 1 and "has no pose in any of the 36 frames" in result.output
+
+    result = run_cli(source, "-m", "tiny", "--runs-dir", runs, "-o", out, "--poses", tmp_path / "nope.npz")
+    assert result.exit_code == 1 and "nope.npz does not exist" in result.output
+    result = run_cli(source, "-m", "tiny", "--runs-dir", runs, "-o", out, "--poses", tmp_path)
+    assert result.exit_code == 1 and "is a folder without keypoints.npz" in result.output
+
+    good = tmp_path / "good.npz"
+    moving_poses(SOURCE_FRAMES).save(good)
+    result = run_cli(source, "-m", "tiny", "--runs-dir", runs, "-o", out, "--poses", good, "--crop", "0,0,200,300")
+    assert result.exit_code == 1 and "cannot be combined with --poses" in result.output
+    assert not out.exists()

@@ -57,6 +57,9 @@ def parse_crop(text: str | None) -> tuple[int, int, int, int] | None:
               help="Stop before this frame (120) or time (2.5s).  [default: the end]")
 @click.option("--crop", default=None, metavar="X,Y,W,H",
               help="Use only this region of the source (pixels), e.g. to pick one of several people.")
+@click.option("--poses", type=click.Path(path_type=Path), default=None, metavar="KEYPOINTS.npz",
+              help="Use the keypoints that `dance pose SOURCE -o DIR` wrote (DIR/keypoints.npz, or DIR) instead "
+                   "of detecting the source's poses again; they must belong to SOURCE (same frame count and size).")
 @click.option("--no-normalize", is_flag=True,
               help="Skip global pose normalisation (for a source filmed like the target).")
 @click.option("--quality", default=18, show_default=True, type=click.IntRange(0, 51),
@@ -67,20 +70,24 @@ def parse_crop(text: str | None) -> tuple[int, int, int, int] | None:
 @quiet_option
 @user_errors
 def transfer_cmd(source: Path, model: str, output: Path, side_by_side: str | None, start: str | None,
-                 end: str | None, crop: str | None, no_normalize: bool, quality: int, device: str, runs_dir: Path | None,
-                 overwrite: bool, quiet: bool) -> None:
+                 end: str | None, crop: str | None, poses: Path | None, no_normalize: bool, quality: int, device: str,
+                 runs_dir: Path | None, overwrite: bool, quiet: bool) -> None:
     """Make the trained target person perform the moves of the person in SOURCE.
 
     Detects and smooths the source's poses, normalises them onto the target's body statistics,
     renders stick figures at the model's resolution, generates frame by frame (each output fed
     back into the next) and encodes at the source's frame rate with the source's audio. The
     output has exactly one frame per source frame in [--start, --end).
+
+    With --poses KEYPOINTS.npz (from `dance pose SOURCE`) the poses are read instead of detected:
+    no pose detector runs, and the keypoints are used as `dance pose` left them (gaps filled,
+    smoothed).
     """
     from ..inference.transfer import TransferOptions, transfer
 
     options = TransferOptions(
         start=start, end=end, normalize=not no_normalize, side_by_side=side_by_side_path(side_by_side, output),
-        crop=parse_crop(crop), device=device, quality=quality, quiet=quiet, overwrite=overwrite)
+        crop=parse_crop(crop), poses=poses, device=device, quality=quality, quiet=quiet, overwrite=overwrite)
     report = transfer(source, model, output, options, runs_dir=default_runs_dir(runs_dir))
     if not quiet:
         click.echo(report.summary())

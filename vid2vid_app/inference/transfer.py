@@ -12,6 +12,12 @@ One call, :func:`transfer`, runs the numbered steps:
 4. **Generate** frame by frame, feeding each output back as the next frame's "previous frame".
 5. **Encode** at the source's frame rate with the source's audio (trimmed to the chosen range).
 
+With ``poses`` (the ``keypoints.npz`` that ``dance pose SOURCE`` wrote, or a
+:class:`~vid2vid_app.pose.keypoints.PoseSequence`) step 1 reads those keypoints instead of
+detecting: no MediaPipe is imported, and the keypoints are used as they are (``dance pose``
+already filled short gaps and smoothed them); frames without a pose hold the nearest one. The
+sequence must have one pose per source frame at the source's size.
+
 Steps 1-2 need the whole source first (the normalisation statistics describe all its frames), so
 there are two passes over the source. In the second pass rendering (step 3) and encoding
 (step 5, plus decoding the source again for the side-by-side video) run in background threads
@@ -71,6 +77,10 @@ class TransferOptions:
     crop: (x, y, width, height) in source pixels: use only this region of the source, e.g. to
         pick one of several people (the detector follows one person per video). The region then
         plays the role of the source frame (normalisation, side-by-side panel).
+    poses: the source's keypoints, read instead of detecting them: the ``keypoints.npz`` that
+        ``dance pose SOURCE`` wrote (a path) or a PoseSequence. It must hold one pose per frame
+        of the whole source, at the source's size; it is used as it is (no further gap filling
+        or smoothing) and cannot be combined with ``crop``.
     quiet: no progress bars.
     overwrite: replace existing outputs.
     """
@@ -84,6 +94,7 @@ class TransferOptions:
     smooth_method: str | None = "one_euro"
     max_gap: int | None = None
     crop: tuple[int, int, int, int] | None = None
+    poses: str | os.PathLike | Any | None = None
     quiet: bool = False
     overwrite: bool = False
 
@@ -108,6 +119,7 @@ class TransferReport:
     audio: bool
     device: str
     crop: tuple[int, int, int, int] | None = None
+    poses_file: Path | None = None  # the keypoints file read instead of detecting (None: detected)
     pose_seconds: float = 0.0
     generate_seconds: float = 0.0
     total_seconds: float = 0.0
@@ -127,9 +139,13 @@ class TransferReport:
             lines.append(f"wrote {self.side_by_side} (source | stick figure | generated)")
         missed = self.frames - self.frames_detected
         region = "" if self.crop is None else " (region x={} y={} {}x{})".format(*self.crop)
-        lines.append(f"person detected{region} in {self.frames_detected}/{self.frames} frames"
-                     + (f"; {self.frames_interpolated} interpolated, {self.frames_held} held from the "
-                        f"nearest detected frame" if missed else ""))
+        if self.poses_file is not None:
+            lines.append(f"poses read from {self.poses_file}: a pose in {self.frames_detected}/{self.frames} frames"
+                         + (f"; {self.frames_held} held from the nearest frame with a pose" if missed else ""))
+        else:
+            lines.append(f"person detected{region} in {self.frames_detected}/{self.frames} frames"
+                         + (f"; {self.frames_interpolated} interpolated, {self.frames_held} held from the "
+                            f"nearest detected frame" if missed else ""))
         lines.append(f"poses {'normalised onto the target' if self.normalized else 'not normalised'}; "
                      f"device {self.device}")
         lines.append(f"time {self.total_seconds:.1f} s (poses {self.pose_seconds:.1f} s, generation "
@@ -260,6 +276,56 @@ def detect_source_poses(source: Path, start: int, end: int, *, crop: tuple[int, 
                      f"({reader.error or 'truncated'}); the output has {len(seq)} frames.")
     return SourcePoses(sequence=seq, filled=filled, detected=detected, interpolated=gaps.filled_frames,
                        held=gaps.missing_frames, truncated=truncated)
+
+
+def poses_path(poses: str | os.PathLike) -> Path:
+    """The keypoints file for ``--poses``: the file itself, or ``keypoints.npz`` in a folder that
+    `dance pose` wrote."""
+    path = Path(poses)
+    if path.is_dir():
+        if not (path / "keypoints.npz").is_file():
+            raise UserError(f"{path} is a folder without keypoints.npz; pass the keypoints.npz that "
+                            "`dance pose SOURCE -o DIR` wrote (or its folder DIR).")
+        return path / "keypoints.npz"
+    return path
+
+
+def read_source_poses(poses: Any, source: Path, frame_count: int, size: tuple[int, int], start: int,
+                      end: int) -> SourcePoses:
+    """Step 1 from keypoints computed earlier (``dance pose SOURCE`` writes them to
+    ``OUTDIR/keypoints.npz``): ``poses`` is such a file or a PoseSequence.
+
+    A folder holding ``keypoints.npz`` stands for that file. The sequence must have
+    ``frame_count`` poses (one per source frame) in pixels of a frame of ``size`` (width,
+    height); frames ``[start, end)`` are used as they are (no further gap filling
+    or smoothing) and frames without a pose hold the nearest one. Imports no MediaPipe.
+    Raises :class:`UserError` for a missing or invalid file, a sequence of another length or
+    size, or a range without any pose.
+    """
+    from ..pose.keypoints import PoseSequence
+
+    if isinstance(poses, PoseSequence):
+        seq, name = poses, "the given poses"
+    else:
+        path = poses_path(poses)
+        seq, name = PoseSequence.load(path), str(path)
+    if len(seq) != frame_count:
+        raise UserError(f"{name} holds poses for {len(seq)} frames but {source} has {frame_count} frames; "
+                        f"pass the keypoints.npz that `dance pose {source}` wrote for this very video.")
+    if tuple(seq.size) != tuple(size):
+        raise UserError(f"{name} holds poses for {seq.size[0]}x{seq.size[1]} frames but {source} is "
+                        f"{size[0]}x{size[1]}; pass the keypoints.npz that `dance pose {source}` wrote "
+                        "for this very video.")
+    part = PoseSequence(seq.keypoints[start:end], seq.size, seq.fps)
+    valid = part.valid
+    with_pose = int(valid.sum())
+    if with_pose == 0:
+        where = f" (frames {start}-{end - 1})" if (start, end) != (0, frame_count) else ""
+        raise UserError(f"{name} has no pose in any of the {len(part)} frames{where}; motion transfer needs "
+                        "a source with a visible person.")
+    filled = hold_missing(part.keypoints, valid)
+    return SourcePoses(sequence=part, filled=filled, detected=with_pose, interpolated=0,
+                       held=len(part) - with_pose)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -480,11 +546,20 @@ def transfer(source: str | os.PathLike, model: Any, output: str | os.PathLike,
     _check_paths(source, output, sbs_path, opts.overwrite)
     start, end = frame_range(info.frame_count, float(info.fps), opts.start, opts.end, source)
     region = check_crop(opts.crop, info.width, info.height, source)
+    poses_file = None
+    if opts.poses is not None:
+        if opts.crop is not None:
+            raise UserError("--crop chooses the person to detect and cannot be combined with --poses, whose "
+                            "keypoints already follow one person; leave out one of the two.")
+        # 1. The source's poses from a keypoints file (checked before the model is loaded).
+        poses = read_source_poses(opts.poses, source, info.frame_count, (info.width, info.height), start, end)
+        poses_file = poses_path(opts.poses) if isinstance(opts.poses, (str, os.PathLike)) else None
     net = load_model(model, opts.device, runs_dir)
 
-    # 1. Detect and smooth the source's poses (decoding in a background thread).
-    poses = detect_source_poses(source, start, end, crop=opts.crop, smooth_method=opts.smooth_method,
-                                max_gap=opts.max_gap, quiet=opts.quiet)
+    if opts.poses is None:
+        # 1. Detect and smooth the source's poses (decoding in a background thread).
+        poses = detect_source_poses(source, start, end, crop=opts.crop, smooth_method=opts.smooth_method,
+                                    max_gap=opts.max_gap, quiet=opts.quiet)
     # 2. Into the target's frame, normalised onto the target's body statistics.
     keypoints = to_target_poses(poses, net.target_size, net.target_stats, opts.normalize, source)
     pose_seconds = time.perf_counter() - t0
@@ -539,6 +614,7 @@ def transfer(source: str | os.PathLike, model: Any, output: str | os.PathLike,
         frames=frames_written, start=start, end=end, fps=float(info.fps), size=(out_w, out_h),
         frames_detected=poses.detected, frames_interpolated=poses.interpolated, frames_held=poses.held,
         normalized=opts.normalize, audio=has_audio, device=str(net.device),
-        crop=None if opts.crop is None else region, pose_seconds=pose_seconds, generate_seconds=generate_seconds,
+        crop=None if opts.crop is None else region, poses_file=poses_file, pose_seconds=pose_seconds,
+        generate_seconds=generate_seconds,
         total_seconds=time.perf_counter() - t0, notes=[poses.truncated] if poses.truncated else [],
     )
