@@ -17,7 +17,20 @@ canvas for the portrait sample); ``standard`` = the standard preset's global gen
 local enhancer at 1024x512 (GPU only by default: seconds per frame on a CPU).
 
     python bench/transfer_bench.py [--device cpu|cuda] [--configs tiny,standard] [--frames N]
-                                   [--repeats 3] [--threads N]
+                                   [--repeats 3] [--threads N] [--poses KEYPOINTS.npz]
+                                   [--target-poses KEYPOINTS.npz] [--target-fps 30]
+
+``--poses`` (the source's keypoints, as `dance pose SOURCE -o DIR` writes them to
+DIR/keypoints.npz) makes every pass read them instead of running MediaPipe, as `dance transfer
+--poses` does: end to end then covers reading the keypoints, normalising, rendering, generating
+and encoding (no detection pass). ``--target-poses``
+does the same for the target clip, whose body statistics the model file needs. With both, the
+benchmark never imports MediaPipe (e.g. on a GPU machine without it). Precomputed files for the
+bundled samples: bench/data/source_pose/keypoints.npz and bench/data/target_pose/keypoints.npz.
+
+On CUDA every timing waits for the GPU (torch.cuda.synchronize, or the copy of each generated
+frame back to the CPU in the pipeline), and the generator runs as `dance transfer` runs it
+(DanceModel.generate: inference_mode, bf16/fp16 autocast, channels_last, cuDNN autotuning).
 
 On a CPU shared with other work use ``--threads 1``: with more torch threads than free cores,
 PyTorch's OpenMP threads wait on each other and a forward pass can get several times slower at
@@ -45,6 +58,7 @@ from vid2vid_app.inference.transfer import (
     TransferOptions,
     content_crop,
     detect_source_poses,
+    read_source_poses,
     run_generation,
     to_target_poses,
     transfer,
@@ -98,18 +112,24 @@ def sync(device: torch.device) -> None:
 
 
 def generator_only(model: DanceModel, keypoints: np.ndarray, warmup: int = 3) -> float:
-    """Frames/s of the generator alone (inputs prepared in memory beforehand)."""
+    """Frames/s of the generator alone (inputs prepared in memory beforehand), with cuDNN
+    autotuning on a GPU as the pipeline (run_generation) has it."""
     poses = [to_tensor(model.render(kp)).to(model.device) for kp in keypoints]
-    prev = None
-    for pose in poses[:warmup]:
-        prev = model.generate(pose, prev)
-    sync(model.device)
-    prev = None
-    t = time.perf_counter()
-    for pose in poses:
-        prev = model.generate(pose, prev)
-    sync(model.device)
-    return len(poses) / (time.perf_counter() - t)
+    benchmark = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = benchmark or model.device.type == "cuda"
+    try:
+        prev = None
+        for pose in poses[:warmup]:
+            prev = model.generate(pose, prev)
+        sync(model.device)
+        prev = None
+        t = time.perf_counter()
+        for pose in poses:
+            prev = model.generate(pose, prev)
+        sync(model.device)
+        return len(poses) / (time.perf_counter() - t)
+    finally:
+        torch.backends.cudnn.benchmark = benchmark
 
 
 def generation_pass(model: DanceModel, keypoints: np.ndarray, out: Path, fps: float) -> float:
@@ -133,6 +153,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3,
                         help="run each measurement this many times, report the best (the CPU may be shared)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--poses", type=Path, default=None, metavar="KEYPOINTS.npz",
+                        help="the source's keypoints from `dance pose` (no MediaPipe on the source)")
+    parser.add_argument("--target-poses", type=Path, default=None, metavar="KEYPOINTS.npz",
+                        help="the target's keypoints from `dance pose` (no MediaPipe on the target)")
+    parser.add_argument("--target-fps", type=float, default=None,
+                        help="print whether each config reaches this many frames/s end to end")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -143,8 +169,14 @@ def main() -> None:
     print(f"machine: {machine()}; best of {args.repeats} runs")
     print(f"device: {device}; source {args.source.name} ({probe(args.source).frame_count} frames), "
           f"target {args.target.name}; random weights (throughput does not depend on their values)")
+    print(f"poses: source {'from ' + str(args.poses) if args.poses else 'detected with MediaPipe'}, "
+          f"target {'from ' + str(args.target_poses) if args.target_poses else 'detected with MediaPipe'}")
     t_info = probe(args.target)
-    target_poses = detect_source_poses(args.target, 0, t_info.frame_count, quiet=True)
+    if args.target_poses:
+        target_poses = read_source_poses(args.target_poses, args.target, t_info.frame_count,
+                                         (t_info.width, t_info.height), 0, t_info.frame_count)
+    else:
+        target_poses = detect_source_poses(args.target, 0, t_info.frame_count, quiet=True)
     stats = compute_stats(PoseSequence(target_poses.sequence.keypoints, (t_info.width, t_info.height), 60.0))
 
     rows = []
@@ -156,7 +188,11 @@ def main() -> None:
             frames = min(frames, src.frame_count)
             model_path = make_model(tmp / name / "model.pt", name, args.target, stats)
             model = DanceModel.load(model_path, device)
-            poses = detect_source_poses(args.source, 0, frames, quiet=True)
+            if args.poses:
+                poses = read_source_poses(args.poses, args.source, src.frame_count, (src.width, src.height),
+                                          0, frames)
+            else:
+                poses = detect_source_poses(args.source, 0, frames, quiet=True)
             keypoints = to_target_poses(poses, model.target_size, model.target_stats, True)
             gen_fps = pass_fps = e2e_fps = 0.0
             pose_seconds = float("inf")
@@ -165,7 +201,7 @@ def main() -> None:
                 gen_fps = max(gen_fps, generator_only(model, keypoints))
                 pass_fps = max(pass_fps, generation_pass(model, keypoints, tmp / f"{name}_pass.mp4", float(src.fps)))
                 report = transfer(args.source, model, tmp / f"{name}.mp4",
-                                  TransferOptions(end=frames, quiet=True, overwrite=True))
+                                  TransferOptions(end=frames, poses=args.poses, quiet=True, overwrite=True))
                 if report.frames / report.total_seconds > e2e_fps:
                     e2e_fps, pose_seconds = report.frames / report.total_seconds, report.pose_seconds
             w, h = model.resolution
@@ -179,7 +215,12 @@ def main() -> None:
         print(f"{name:<15} {canvas:>9} {frames:>6} {gen:>8.1f}/s {pas:>8.1f}/s {e2e:>9.1f}/s "
               f"{pas / gen:>8.0%} {e2e / gen:>8.0%} {pose_s:>8.1f}s")
     print("\ngenerator = generator alone on pre-rendered inputs; gen. pass = render + generate + encode "
-          "(threads); end to end = transfer() including the pose pass (decode + detect + normalise).")
+          "(threads); end to end = transfer() including the pose pass (decode + detect + normalise"
+          + (", poses read from the keypoints file instead of detected" if args.poses else "") + ").")
+    if args.target_fps:
+        for name, canvas, _frames, _gen, _pas, e2e, _pose_s in rows:
+            verdict = "met" if e2e >= args.target_fps else "NOT met"
+            print(f"target >= {args.target_fps:g} frames/s end to end: {name} {canvas} {e2e:.1f}/s: {verdict}")
 
 
 if __name__ == "__main__":

@@ -3,12 +3,21 @@
     python bench/translate_bench.py                   # 16 frames per measurement, both archs, both sizes
     python bench/translate_bench.py --quick           # 8 frames, 1 round
     python bench/translate_bench.py --threads 1 --archs resnet_9blocks --sizes 256x256
+    python bench/translate_bench.py --device cuda --input samples/target_cam01.mp4 --width 0 --frames 100
 
-Input: the first frames of the real sample clip ../shared/samples/pose2sim_singleperson_cam01.mp4,
-downscaled to 270x480 (a quarter of its 1080x1920; full resolution takes minutes per frame on a
-CPU) and re-encoded with a sine audio track, so the pipeline also copies audio. "Own size" means
-translating at those 270x480 frames (padded to the network's stride and cropped back); "256x256"
-uses --size 256x256.
+Input: the first frames of the real sample clip ../shared/samples/pose2sim_singleperson_cam01.mp4
+(or ``--input``; without ../shared the bundled samples/target_cam01.mp4, 360x640),
+downscaled to ``--width`` 270 (270x480: a quarter of the 1080x1920 original; full resolution takes
+minutes per frame on a CPU; ``--width 0`` keeps the clip's own size) and re-encoded with a sine
+audio track, so the pipeline also copies audio. "Own size" means translating at those frames
+(padded to the network's stride and cropped back); "256x256" uses --size 256x256.
+
+``--device``: cpu, cuda, or a comma list; by default cpu, and cuda too when a GPU is present.
+On CUDA every generator-only timing is bracketed by torch.cuda.synchronize() (end to end returns
+only once every frame is encoded), and a second table shows the generator-only variants that
+matter on a GPU: fp32 (NCHW), fp32 channels_last, bf16 autocast channels_last (what
+translate-video runs), and that with cuDNN autotuning (torch.backends.cudnn.benchmark, which
+translate-video leaves off).
 
 For resnet_9blocks and unet_256 (ngf 64, the papers' settings, random weights: speed does not
 depend on them) at each size:
@@ -19,7 +28,8 @@ depend on them) at each size:
                    resize, pad, generate, crop, encode with audio (background thread), file to file.
 
 and prints end to end / generator only (the pipeline overlaps decode and encode with generation,
-so this should be at least 80%). The two are measured alternately ``--rounds`` times (default 3)
+so this should be at least 80% on a CPU; on a GPU the generator is so fast that decoding, resizing
+and encoding on the CPU set the end-to-end rate). The two are measured alternately ``--rounds`` times (default 3)
 and the medians are reported, so load changes on a shared machine affect both alike. The model is built before timing; the generator-only run starts
 with one untimed warm-up batch, and the end-to-end run follows it (so both run warm). Runs on CPU,
 and on CUDA too when a GPU is present.
@@ -50,22 +60,28 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vid2vid_app.device import autocast, autocast_dtype, reuse_freed_memory  # noqa: E402
+from vid2vid_app.device import autocast, autocast_dtype, resolve_device, reuse_freed_memory  # noqa: E402
 from vid2vid_app.imaging import pad_to_multiple, to_tensor  # noqa: E402
 from vid2vid_app.inference.translate import TranslateOptions, target_size, translate_media  # noqa: E402
 from vid2vid_app.models import build_generator  # noqa: E402
 
 SAMPLE = Path(os.environ.get("VID2VID_SHARED", ROOT.parent / "shared")) / "samples" / "pose2sim_singleperson_cam01.mp4"
+BUNDLED = ROOT / "samples" / "target_cam01.mp4"
 
 
-def make_input(path: Path, frames: int, width: int) -> tuple[Path, list[np.ndarray]]:
-    """A derived clip: the sample's first ``frames`` frames at ``width`` wide, 60 fps, with audio."""
+def make_input(path: Path, frames: int, width: int, sample: Path = SAMPLE) -> tuple[Path, list[np.ndarray]]:
+    """A derived clip: the sample's first ``frames`` frames at ``width`` wide (0: its own size),
+    60 fps, with audio."""
     images = []
-    with av.open(str(SAMPLE)) as src:
+    with av.open(str(sample)) as src:
         for frame in src.decode(video=0):
             img = frame.to_ndarray(format="rgb24")
             h, w = img.shape[:2]
-            images.append(cv2.resize(img, (width, round(h * width / w) // 2 * 2), interpolation=cv2.INTER_AREA))
+            if width and width != w:
+                img = cv2.resize(img, (width, round(h * width / w) // 2 * 2), interpolation=cv2.INTER_AREA)
+            elif w % 2 or h % 2:  # yuv420p needs even sizes
+                img = np.ascontiguousarray(img[: h // 2 * 2, : w // 2 * 2])
+            images.append(img)
             if len(images) == frames:
                 break
     rate = 44100
@@ -96,28 +112,47 @@ def make_input(path: Path, frames: int, width: int) -> tuple[Path, list[np.ndarr
     return path, images
 
 
-def generator_only(g, frames: list[np.ndarray], size, batch: int, device: torch.device) -> float:
-    """Frames per second of the generator alone on pre-converted, pre-padded batches."""
+def generator_only(g, frames: list[np.ndarray], size, batch: int, device: torch.device, *,
+                   amp: bool = True, channels_last: bool | None = None, cudnn_benchmark: bool = False) -> float:
+    """Frames per second of the generator alone on pre-converted, pre-padded batches.
+
+    Defaults: as translate-video runs it (autocast and channels_last on CUDA only, no cuDNN
+    autotuning); the keywords select the GPU variants."""
+    cuda = device.type == "cuda"
+    channels_last = cuda if channels_last is None else channels_last
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    g = g.to(memory_format=fmt)
     w, h = target_size(frames[0].shape[1], frames[0].shape[0], size)
     ready = [cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) if (w, h) != f.shape[1::-1] else f for f in frames]
     batches = []
     for i in range(0, len(ready), batch):
         x, _ = pad_to_multiple(to_tensor(np.stack(ready[i : i + batch])), g.stride)
-        x = x.to(device)
-        if device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
-        batches.append(x)
-    dtype = autocast_dtype(device)
-    with torch.inference_mode(), autocast(device, dtype):
-        g(batches[0])  # warm-up
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for x in batches:
-            g(x)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-    return len(frames) / (time.perf_counter() - t0)
+        batches.append(x.to(device).contiguous(memory_format=fmt))
+    dtype = autocast_dtype(device) if amp else None
+    previous = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = cudnn_benchmark
+    try:
+        with torch.inference_mode(), autocast(device, dtype):
+            for _ in range(3 if cudnn_benchmark else 1):
+                g(batches[0])  # warm-up (autotuning tries kernels on the first calls)
+            if cuda:
+                torch.cuda.synchronize(device)
+            t0 = time.perf_counter()
+            for x in batches:
+                g(x)
+            if cuda:
+                torch.cuda.synchronize(device)
+        return len(frames) / (time.perf_counter() - t0)
+    finally:
+        torch.backends.cudnn.benchmark = previous
+
+
+GPU_VARIANTS = {  # name: generator_only keywords
+    "fp32 NCHW": dict(amp=False, channels_last=False),
+    "fp32 channels_last": dict(amp=False, channels_last=True),
+    "bf16 channels_last (library)": dict(amp=True, channels_last=True),
+    "bf16 channels_last + cudnn.benchmark": dict(amp=True, channels_last=True, cudnn_benchmark=True),
+}
 
 
 def end_to_end(g, clip: Path, size, batch: int, device: torch.device, workdir: Path) -> float:
@@ -154,7 +189,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--archs", default="resnet_9blocks,unet_256")
     parser.add_argument("--sizes", default="256x256,own", help="comma list of WxH and/or 'own'")
-    parser.add_argument("--width", type=int, default=270, help="width of the derived input clip")
+    parser.add_argument("--width", type=int, default=270, help="width of the derived input clip (0: the clip's own)")
+    parser.add_argument("--input", type=Path, default=None,
+                        help=f"the clip to derive the input from [{SAMPLE.name} in ../shared/samples, else {BUNDLED.name}]")
+    parser.add_argument("--device", default=None,
+                        help="cpu, cuda, or a comma list [cpu, plus cuda when a GPU is present]")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--flicker-model", type=Path, default=None,
                         help="a trained model.pt: also measure flicker with and without --temporal")
@@ -167,21 +206,30 @@ def main() -> None:
     frames = 8 if args.quick else args.frames
     if args.quick:
         args.rounds = 1
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    if args.device:
+        devices = [resolve_device(d.strip()) for d in args.device.split(",")]
+    else:
+        devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    sample = args.input or (SAMPLE if SAMPLE.is_file() else BUNDLED)
 
     print(f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs, "
           f"torch {torch.__version__}, intra-op threads {torch.get_num_threads()}, "
           f"load average {os.getloadavg()[0]:.2f} (the CPU may be shared with other work)")
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        clip, images = make_input(workdir / "input.mp4", frames, args.width)
+        clip, images = make_input(workdir / "input.mp4", frames, args.width, sample)
         print(f"input: {len(images)} frames {images[0].shape[1]}x{images[0].shape[0]} at 60 fps with audio "
-              f"(from {SAMPLE.name}); batch {args.batch_size}")
+              f"(from {sample.name}); batch {args.batch_size}")
+        for device in devices:
+            if device.type == "cuda":
+                print(f"GPU: {torch.cuda.get_device_name(device)}, autocast dtype {autocast_dtype(device)}, "
+                      f"torch {torch.__version__}")
         if args.flicker_model is not None:
             flicker_report(args.flicker_model, clip, workdir, args.batch_size, len(images))
         if args.no_speed:
             return
         print(f"{'device':6} {'arch':15} {'size':>9} {'padded':>9} {'gen-only f/s':>12} {'end-to-end f/s':>14} {'ratio':>6}")
+        gpu_rows = []
         for device in devices:
             for arch in args.archs.split(","):
                 g = build_generator(arch).to(device).eval()
@@ -199,6 +247,20 @@ def main() -> None:
                     gen, e2e = statistics.median(gens), statistics.median(e2es)
                     print(f"{device.type:6} {arch:15} {f'{w}x{h}':>9} {padded:>9} {gen:12.3f} {e2e:14.3f} "
                           f"{e2e / gen:6.0%}", flush=True)
+                    if device.type == "cuda":
+                        variants = {name: statistics.median(
+                            [generator_only(g, images, size, args.batch_size, device, **kw) for _ in range(args.rounds)])
+                            for name, kw in GPU_VARIANTS.items()}
+                        gpu_rows.append((arch, f"{w}x{h}", variants))
+        if gpu_rows:
+            names = list(GPU_VARIANTS)
+            print(f"\nGPU generator-only variants, frames/s (batch {args.batch_size}, median of {args.rounds}; "
+                  "speed-up against fp32 NCHW):")
+            print(f"{'arch':15} {'size':>9} " + " ".join(f"{n:>38}" for n in names))
+            for arch, size_text, variants in gpu_rows:
+                base = variants[names[0]]
+                cells = " ".join(f"{f'{variants[n]:.1f} ({variants[n] / base:.2f}x)':>38}" for n in names)
+                print(f"{arch:15} {size_text:>9} {cells}", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
