@@ -311,7 +311,15 @@ def test_dry_run_prints_the_config_and_writes_nothing(clips, tmp_path):
     assert cfg["ngf"] == 12 and cfg["size"] == [64, 32] and cfg["resolution"] == [64, 32]  # explicit: not turned
     assert cfg["stages"] == ["global"]
     assert cfg["steps"]["global"] == make_config("tiny").steps["global"]
+    assert not cfg["tensorboard"]
     assert not (tmp_path / "dry").exists()
+
+
+def test_precision_and_tensorboard_flags_reach_the_config(clips, tmp_path):
+    common = ["train", str(clips["short"]), "--name", "dry", "--runs-dir", str(tmp_path), "--dry-run"]
+    assert json.loads(run_cli(common).output)["amp"] is True  # standard preset: mixed precision on CUDA
+    cfg = json.loads(run_cli([*common, "--fp32", "--tensorboard"]).output)
+    assert cfg["amp"] is False and cfg["tensorboard"] is True
 
 
 def test_explicit_missing_vgg_weights_is_an_error(clips, tmp_path):

@@ -174,10 +174,12 @@ def test_dry_run_reports_steps_and_mixed_size_note(tmp_path, shared_samples):
     write_image(tmp_path / "dusk" / "b.png", photo(shared_samples, DUSK[1], width=80)[:50])
     day = make_domain_folder(tmp_path / "day", shared_samples, DAY[:1], per_photo=3, size=72)
     result = invoke("train", "--mode", "cyclegan", "--domain-a", tmp_path / "dusk", "--domain-b", day, "--name", "d",
-                    "--runs-dir", tmp_path / "runs", "--dry-run", "--epochs", 2, "--epochs-decay", 1)
+                    "--runs-dir", tmp_path / "runs", "--dry-run", "--epochs", 2, "--epochs-decay", 1,
+                    "--fp32", "--tensorboard")
     import json
 
     report = json.loads(result.output)
+    assert report["config"]["amp"] is False and report["config"]["tensorboard"] is True
     assert report["data"] == {"domain_a": 2, "domain_b": 3}
     assert report["steps"] == 9 and report["decay_steps"] == 3  # 3 epochs of max(2, 3) items, batch 1
     assert any("2 different sizes" in n for n in report["notes"])

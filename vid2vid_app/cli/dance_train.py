@@ -38,14 +38,17 @@ from .common import device_option, overwrite_option, quiet_option, runs_dir_opti
               help="Steps between checkpoints (and validation).")
 @click.option("--val-fraction", type=click.FloatRange(0, 0.9, max_open=True), default=None,
               help="Fraction of frames held out at the end for validation [default: 0.1].")
+@click.option("--amp/--fp32", "amp", default=None,
+              help="Mixed precision on CUDA (bf16, or fp16 with a grad scaler) [--amp]; --fp32 turns it off.")
+@click.option("--tensorboard", is_flag=True, help="Also log losses and samples for TensorBoard (pip install tensorboard).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run of the same name (with the settings it was started with).")
 @overwrite_option
 @click.option("--dry-run", is_flag=True, help="Print the resolved configuration and exit.")
 @quiet_option
 @user_errors
 def train_cmd(videos, name, runs_dir, preset, stages, face, steps, size, ngf, batch_size, lr, device,
-              num_workers, vgg_weights, no_vgg, seed, checkpoint_every, val_fraction, resume, overwrite,
-              dry_run, quiet) -> None:
+              num_workers, vgg_weights, no_vgg, seed, checkpoint_every, val_fraction, amp, tensorboard,
+              resume, overwrite, dry_run, quiet) -> None:
     """Train a per-subject motion-transfer model on TARGET video(s) of one person.
 
     Prepares the data once (cached in RUNS/NAME/data), trains the global generator, the local
@@ -62,6 +65,7 @@ def train_cmd(videos, name, runs_dir, preset, stages, face, steps, size, ngf, ba
         "size_explicit": True if size else None,
         "ngf": ngf, "batch_size": batch_size, "lr": lr, "device": device, "num_workers": num_workers,
         "seed": seed, "checkpoint_every": checkpoint_every, "val_fraction": val_fraction,
+        "amp": amp, "tensorboard": tensorboard or None,
         "vgg_weights": str(vgg_weights) if vgg_weights else None,
         "vgg": False if no_vgg else (True if vgg_weights else None),
     }

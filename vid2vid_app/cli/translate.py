@@ -163,7 +163,7 @@ def run_cmd(input_path: Path, output: Path, model: str, direction: str | None, e
 # train
 
 _RESUME_ALLOWED = {"steps", "decay_steps", "device", "num_workers", "checkpoint_every", "sample_every",
-                   "log_every"}
+                   "log_every", "amp", "tensorboard"}
 
 
 @translate_video.command("train")
@@ -215,6 +215,10 @@ _RESUME_ALLOWED = {"steps", "decay_steps", "device", "num_workers", "checkpoint_
 @click.option("--checkpoint-every", type=click.IntRange(1), default=None, help="Checkpoint (and validate) "
               "every N steps.")
 @click.option("--sample-every", type=click.IntRange(1), default=None, help="Sample grid every N steps.")
+@click.option("--amp/--fp32", "amp", default=None,
+              help="Mixed precision on CUDA (bf16, or fp16 with a grad scaler) [--amp]; --fp32 turns it off.")
+@click.option("--tensorboard/--no-tensorboard", default=None,
+              help="Also log losses and samples for TensorBoard (pip install tensorboard).")
 @click.option("--resume", is_flag=True, help="Continue the run NAME from its last checkpoint.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved settings and data sizes, then stop.")
 @runs_dir_option

@@ -87,7 +87,8 @@ class DanceConfig:
     seed: int = 0
     device: str = "auto"
     num_workers: int = 0
-    amp: bool = True
+    amp: bool = True  # CUDA mixed precision (bf16 where supported, else fp16 + grad scaler)
+    tensorboard: bool = False  # also log to TensorBoard (needs the tensorboard extra)
     log_every: int = 50
     sample_every: int = 1000
     checkpoint_every: int = 2000

@@ -363,7 +363,7 @@ def train_config(cfg: DanceConfig, stage: str):
         steps=steps, decay_steps=int(round(steps * cfg.decay_fraction)), batch_size=cfg.batch_size,
         lr=cfg.lr, beta1=cfg.beta1, beta2=cfg.beta2, num_workers=cfg.num_workers, seed=cfg.seed,
         device=cfg.device, amp=cfg.amp, log_every=cfg.log_every, sample_every=cfg.sample_every,
-        checkpoint_every=cfg.checkpoint_every)
+        checkpoint_every=cfg.checkpoint_every, tensorboard=cfg.tensorboard)
 
 
 def train_stage(stage: str, cfg: DanceConfig, data: PreparedData, pairs: np.ndarray, val_idx: np.ndarray,

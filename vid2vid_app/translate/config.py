@@ -102,6 +102,8 @@ class TranslateConfig:
     seed: int = 0
     device: str = "auto"
     num_workers: int = 0
+    amp: bool = True  # CUDA mixed precision (bf16 where supported, else fp16 + grad scaler)
+    tensorboard: bool = False  # also log to RUNS/NAME/tensorboard/ (needs the tensorboard extra)
     log_every: int = 10
     sample_every: int = 100
     checkpoint_every: int = 500

@@ -250,7 +250,7 @@ def train_translation(cfg: TranslateConfig, run_dir: str | Path, *, resume: bool
     steps, decay = cfg.total_steps(len(data.train))
     tcfg = TrainConfig(steps=steps, decay_steps=decay, batch_size=batch_size, lr=cfg.lr, beta1=cfg.beta1,
                        beta2=cfg.beta2, num_workers=cfg.num_workers, seed=cfg.seed, device=cfg.device,
-                       log_every=cfg.log_every, sample_every=cfg.sample_every,
+                       amp=cfg.amp, tensorboard=cfg.tensorboard, log_every=cfg.log_every, sample_every=cfg.sample_every,
                        checkpoint_every=cfg.checkpoint_every)
 
     def write_run_files() -> None:
