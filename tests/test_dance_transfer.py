@@ -84,6 +84,15 @@ def test_start_end_in_frames_and_seconds(runs, source, tmp_path):
     info = probe(out)
     assert info.frame_count == 24
     assert read_audio_duration(out) == pytest.approx(24 / 60, abs=0.06)
+    assert b"subme=7" in out.read_bytes()  # x264's default preset, medium
+
+
+def test_encoder_preset_reaches_x264(runs, source, tmp_path):
+    out = tmp_path / "fast.mp4"
+    result = run_cli(source, "-m", runs / "tiny", "-o", out, "--end", "6", "--encoder-preset", "veryfast", "-q")
+    assert result.exit_code == 0, result.output
+    assert probe(out).frame_count == 6
+    assert b"subme=2" in out.read_bytes()  # veryfast's sub-pixel motion search level
 
 
 def test_threaded_generation_matches_a_plain_loop(runs):

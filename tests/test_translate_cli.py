@@ -65,6 +65,16 @@ def test_default_form_translates_a_video_keeping_frames_fps_audio(runs, clip, tm
     assert "16 frames" in result.output and "audio kept" in result.output
 
 
+def test_encoder_preset_reaches_x264(runs, clip, tmp_path):
+    """x264 records its settings in the stream: medium searches sub-pixel motion at level 7,
+    veryfast at level 2."""
+    for preset, subme in (("medium", b"subme=7"), ("veryfast", b"subme=2")):
+        out = tmp_path / f"{preset}.mp4"
+        invoke("--model", "p2p", clip, "-o", out, "--runs-dir", runs["runs"], "--encoder-preset", preset, "-q")
+        assert probe(out).frame_count == 16
+        assert subme in out.read_bytes()
+
+
 def test_image_of_odd_size_is_padded_and_cropped_back(runs, tmp_path, shared_samples):
     image = photo(shared_samples, DAY[1], width=160)[:61, :97]  # not multiples of the U-Net's stride 64
     write_image(tmp_path / "in.png", image)

@@ -281,6 +281,7 @@ def open_sink(
     keep_audio: bool = True,
     fps: float | Fraction | None = None,
     quality: int = 18,
+    preset: str = "medium",
     image_suffix: str | None = None,
     threaded: bool = False,
 ) -> MediaSink:
@@ -303,7 +304,7 @@ def open_sink(
             raise UserError(f"{path}: the input is a video, so the output must be a video file such as .mp4.")
         if audio_from is None and keep_audio:
             audio_from = like.path
-        writer = VideoWriter(path, fps or like.fps, quality=quality, overwrite=overwrite,
+        writer = VideoWriter(path, fps or like.fps, quality=quality, preset=preset, overwrite=overwrite,
                              audio_from=audio_from if keep_audio else None, threaded=threaded)
         return MediaSink(path, "video", video=writer)
     if like.kind == "image":

@@ -9,6 +9,7 @@ import click
 from .common import (
     default_runs_dir,
     device_option,
+    encoder_preset_option,
     overwrite_option,
     quiet_option,
     runs_dir_option,
@@ -64,13 +65,15 @@ def parse_crop(text: str | None) -> tuple[int, int, int, int] | None:
               help="Skip global pose normalisation (for a source filmed like the target).")
 @click.option("--quality", default=18, show_default=True, type=click.IntRange(0, 51),
               help="x264 CRF of the output (lower is better; 18 is visually lossless).")
+@encoder_preset_option
 @device_option
 @runs_dir_option
 @overwrite_option
 @quiet_option
 @user_errors
 def transfer_cmd(source: Path, model: str, output: Path, side_by_side: str | None, start: str | None,
-                 end: str | None, crop: str | None, poses: Path | None, no_normalize: bool, quality: int, device: str,
+                 end: str | None, crop: str | None, poses: Path | None, no_normalize: bool, quality: int,
+                 encoder_preset: str, device: str,
                  runs_dir: Path | None, overwrite: bool, quiet: bool) -> None:
     """Make the trained target person perform the moves of the person in SOURCE.
 
@@ -87,7 +90,8 @@ def transfer_cmd(source: Path, model: str, output: Path, side_by_side: str | Non
 
     options = TransferOptions(
         start=start, end=end, normalize=not no_normalize, side_by_side=side_by_side_path(side_by_side, output),
-        crop=parse_crop(crop), poses=poses, device=device, quality=quality, quiet=quiet, overwrite=overwrite)
+        crop=parse_crop(crop), poses=poses, device=device, quality=quality,
+        encoder_preset=encoder_preset, quiet=quiet, overwrite=overwrite)
     report = transfer(source, model, output, options, runs_dir=default_runs_dir(runs_dir))
     if not quiet:
         click.echo(report.summary())

@@ -20,6 +20,7 @@ from ..errors import UserError
 from .common import (
     default_runs_dir,
     device_option,
+    encoder_preset_option,
     overwrite_option,
     quiet_option,
     runs_dir_option,
@@ -118,6 +119,7 @@ def _load(model: str, runs_dir: Path | None, device: str, ref: dict):
 @click.option("--no-audio", is_flag=True, help="Do not copy the input video's audio.")
 @click.option("--quality", type=click.IntRange(0, 51), default=18, show_default=True,
               help="Video quality (x264 CRF; lower is better).")
+@encoder_preset_option
 @click.option("--fp32", is_flag=True, help="No mixed precision on GPU.")
 @reference_options
 @runs_dir_option
@@ -127,7 +129,7 @@ def _load(model: str, runs_dir: Path | None, device: str, ref: dict):
 @user_errors
 def run_cmd(input_path: Path, output: Path, model: str, direction: str | None, expect_mode: str | None,
             size: str | None, batch_size: int, side_by_side: bool, temporal: bool, temporal_strength: float,
-            temporal_sigma: float, no_audio: bool, quality: int, fp32: bool, arch, ngf, norm, n_blocks,
+            temporal_sigma: float, no_audio: bool, quality: int, encoder_preset: str, fp32: bool, arch, ngf, norm, n_blocks,
             n_downs, runs_dir: Path | None, device: str, overwrite: bool, quiet: bool) -> None:
     """Translate INPUT (a video, an image or a folder of images) into OUTPUT of the same kind.
 
@@ -145,7 +147,7 @@ def run_cmd(input_path: Path, output: Path, model: str, direction: str | None, e
     options = TranslateOptions(batch_size=batch_size, size=parse_size(size), device=device, amp=not fp32,
                                side_by_side=side_by_side, temporal=temporal,
                                temporal_config=TemporalConfig(strength=temporal_strength, sigma=temporal_sigma),
-                               quality=quality, keep_audio=not no_audio, overwrite=overwrite, quiet=quiet)
+                               quality=quality, encoder_preset=encoder_preset, keep_audio=not no_audio, overwrite=overwrite, quiet=quiet)
     loaded = _load(model, runs_dir, device, dict(arch=arch, ngf=ngf, norm=norm, n_blocks=n_blocks, n_downs=n_downs))
     if expect_mode is not None and loaded.mode not in (expect_mode, "reference", "export"):
         raise UserError(f"{loaded.path} is a {loaded.mode} model, not {expect_mode}.")

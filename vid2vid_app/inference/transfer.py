@@ -72,6 +72,7 @@ class TransferOptions:
     side_by_side: also write source | stick figure | generated to this video file.
     device: "auto", "cpu", "cuda", "cuda:N".
     quality: x264 CRF of the outputs (18 = visually lossless).
+    encoder_preset: x264 speed preset of the outputs (``veryfast`` when the GPU outruns the encoder).
     smooth_method: "one_euro" or "median" (see :func:`vid2vid_app.pose.smooth`); None: no smoothing.
     max_gap: longest run of missed frames bridged by interpolation (None: a quarter second).
     crop: (x, y, width, height) in source pixels: use only this region of the source, e.g. to
@@ -91,6 +92,7 @@ class TransferOptions:
     side_by_side: Path | None = None
     device: str | None = "auto"
     quality: int = 18
+    encoder_preset: str = "medium"
     smooth_method: str | None = "one_euro"
     max_gap: int | None = None
     crop: tuple[int, int, int, int] | None = None
@@ -571,12 +573,14 @@ def transfer(source: str | os.PathLike, model: Any, output: str | os.PathLike,
     sbs_h += sbs_h % 2
     offset = start / float(info.fps)
     frames_written = 0
-    with VideoWriter(output, info.fps, quality=opts.quality, audio_from=source, audio_offset=offset,
+    with VideoWriter(output, info.fps, quality=opts.quality, preset=opts.encoder_preset, audio_from=source,
+                     audio_offset=offset,
                      overwrite=opts.overwrite) as writer:
         sbs_writer = sbs_frames = None
         try:
             if sbs_path is not None:
-                sbs_writer = VideoWriter(sbs_path, info.fps, quality=opts.quality, audio_from=source,
+                sbs_writer = VideoWriter(sbs_path, info.fps, quality=opts.quality, preset=opts.encoder_preset,
+                                         audio_from=source,
                                          audio_offset=offset, overwrite=opts.overwrite)
                 # Decode at the scale that makes the (cropped) source panel sbs_h pixels tall.
                 scale = sbs_h / region[3]

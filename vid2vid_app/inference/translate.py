@@ -170,6 +170,7 @@ class TranslateOptions:
     temporal: bool = False
     temporal_config: TemporalConfig = field(default_factory=TemporalConfig)
     quality: int = 18
+    encoder_preset: str = "medium"  # x264 speed preset of video outputs
     keep_audio: bool = True
     overwrite: bool = False
     quiet: bool = False
@@ -221,7 +222,7 @@ def translate_media(input_path: str | Path, output_path: str | Path, generator: 
     out_size: tuple[int, int] | None = None
 
     with open_sink(output_path, like=source, overwrite=opts.overwrite, keep_audio=opts.keep_audio,
-                   quality=opts.quality) as sink:
+                   quality=opts.quality, preset=opts.encoder_preset) as sink:
 
         # 4-5. Post-processing and encoding run in their own thread, in frame order.
         def finish(pair: object) -> None:

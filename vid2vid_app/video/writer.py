@@ -23,6 +23,12 @@ from .audio import _audio_source, _AudioCopy
 WRITER_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
 
 
+# x264's speed presets, fastest first. "medium" is x264's default; "veryfast" encodes about 2.3x
+# faster at the same CRF (measured on the bundled 360x640 clip: 185 vs 79 frames/s on 2 cores,
+# 38.9 vs 40.8 dB against the input), which matters when a GPU generates faster than x264 encodes.
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
 class _Encoder:
     """The single-threaded encoding work behind :class:`VideoWriter` (opens on the first frame)."""
 
