@@ -281,8 +281,12 @@ def test_interrupted_training_resumes(clips, tmp_path, monkeypatch):
     assert ckpt["step"] == 3
 
     monkeypatch.setattr(TemporalPairDataset, "__getitem__", original)
-    resumed = run_cli([*args, "--resume"])
+    both = run_cli([*args, "--resume", "--overwrite"])
+    assert both.exit_code == 1 and "give one of them" in both.output
+    # A changed network setting cannot apply to a half-trained run: it is named, and not used.
+    resumed = run_cli([*args, "--resume", "--ngf", "12"])
     assert resumed.exit_code == 0, resumed.output
+    assert "not used: ngf" in resumed.output
     assert (runs / "kid" / "model.pt").is_file()
     log = (runs / "kid" / "global" / "log.txt").read_text()
     assert "resuming at step 3" in log

@@ -179,6 +179,26 @@ def test_existing_output_is_refused_and_kept(runs, source, tmp_path):
     assert out.read_bytes() == b"keep me"
 
 
+def test_output_that_cannot_hold_h264_fails_before_any_work(runs, source, tmp_path, monkeypatch):
+    import vid2vid_app.inference.transfer as transfer_module
+
+    def no_detection(*args, **kwargs):
+        raise AssertionError("poses were detected before the output name was checked")
+
+    monkeypatch.setattr(transfer_module, "load_model", no_detection)
+    for args in (["-o", tmp_path / "o.avi"], ["-o", tmp_path / "o.mp4", "--side-by-side", tmp_path / "s.webm"]):
+        result = run_cli(source, "-m", "tiny", "--runs-dir", runs, *args)
+        assert result.exit_code == 1 and "cannot write H.264 video to a" in result.output, result.output
+
+
+def test_a_dance_model_given_to_translate_video_says_so(runs, source, tmp_path):
+    from vid2vid_app.cli.translate import translate_video
+
+    result = CliRunner().invoke(translate_video, ["-m", str(runs / "tiny" / "model.pt"), str(source),
+                                                  "-o", str(tmp_path / "t.mp4")])
+    assert result.exit_code == 1 and "use it with `dance transfer`" in result.output, result.output
+
+
 def test_side_by_side_flag_without_a_value(runs, source, tmp_path):
     """`--side-by-side` followed by another option takes no value: OUT_sbs.mp4 is checked too."""
     from vid2vid_app.cli.dance_transfer import side_by_side_path

@@ -75,6 +75,11 @@ def test_encoder_preset_reaches_x264(runs, clip, tmp_path):
         assert subme in out.read_bytes()
 
 
+def test_mistyped_subcommand_is_not_taken_for_an_input():
+    result = CliRunner().invoke(translate_video, ["lsit"])
+    assert result.exit_code == 2 and "No such command 'lsit'" in result.output
+
+
 def test_image_of_odd_size_is_padded_and_cropped_back(runs, tmp_path, shared_samples):
     image = photo(shared_samples, DAY[1], width=160)[:61, :97]  # not multiples of the U-Net's stride 64
     write_image(tmp_path / "in.png", image)

@@ -85,6 +85,10 @@ def test_presets_and_step_counts():
     assert make_config("pix2pix", "tiny", steps=90).total_steps(10) == (90, 45)
     assert make_config("pix2pix", "standard", steps=1000).total_steps(5) == (1000, 500)
     assert make_config("pix2pix", "tiny", steps=90, decay_steps=10).total_steps(10) == (90, 10)
+    # Epochs replace the tiny preset's fixed count: 3 + 2 epochs of 10 items at its batch size 4.
+    tiny = make_config("pix2pix", "tiny")
+    per_epoch = -(-10 // tiny.batch_size)
+    assert make_config("pix2pix", "tiny", epochs=3, epochs_decay=2).total_steps(10) == (5 * per_epoch, 2 * per_epoch)
 
 
 def test_settings_errors_and_config_round_trip():

@@ -24,7 +24,14 @@ def user_errors(func):
         except KeyboardInterrupt:
             raise click.ClickException("interrupted.") from None
         except MemoryError:
-            raise click.ClickException("out of memory; try a smaller --size or batch.") from None
+            raise click.ClickException("out of memory; try a smaller --batch-size (or --size where the "
+                                       "command has one).") from None
+        except RuntimeError as exc:
+            # torch.OutOfMemoryError (GPU) is a RuntimeError; anything else is a bug and keeps its traceback.
+            if type(exc).__name__ != "OutOfMemoryError":
+                raise
+            raise click.ClickException(f"the GPU ran out of memory ({str(exc).splitlines()[0]}); try a smaller "
+                                       "--batch-size (or --size where the command has one), or --device cpu.") from None
 
     return wrapper
 

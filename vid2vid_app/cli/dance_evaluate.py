@@ -23,8 +23,8 @@ from .common import (
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the metrics as JSON (keys psnr, ssim, lpips, pose_distance, flicker, ...).")
 @click.option("--lpips-weights", type=click.Path(path_type=Path), default=None,
-              help="Folder with the LPIPS weight files. Default: $VID2VID_WEIGHTS_DIR or ../shared/weights; "
-                   "LPIPS is skipped with a note when none are found.")
+              help="Folder with the LPIPS weight files. Default: $VID2VID_WEIGHTS_DIR, or shared/weights beside a "
+                   "source checkout; LPIPS is skipped with a note when none are found.")
 @click.option("--lpips-net", type=click.Choice(["alexnet", "vgg16"]), default="alexnet", show_default=True,
               help="LPIPS backbone.")
 @click.option("--max-frames", type=click.IntRange(min=1), default=None,

@@ -30,8 +30,10 @@ from .common import device_option, overwrite_option, quiet_option, runs_dir_opti
 @device_option
 @click.option("--num-workers", type=click.IntRange(min=0), default=None, help="DataLoader worker processes.")
 @click.option("--vgg-weights", type=click.Path(path_type=Path), default=None,
-              help="ImageNet VGG16/19 weight file for the perceptual loss [default: $VID2VID_VGG_WEIGHTS, "
+              help="ImageNet weight file of --vgg-backbone for the perceptual loss [default: $VID2VID_VGG_WEIGHTS, "
               "$VID2VID_WEIGHTS_DIR, the torch hub cache].")
+@click.option("--vgg-backbone", type=click.Choice(["vgg16", "vgg19"]), default=None,
+              help="Perceptual-loss network [default: vgg16; pix2pixHD used vgg19].")
 @click.option("--no-vgg", is_flag=True, help="Train without the VGG perceptual loss.")
 @click.option("--seed", type=int, default=None, help="Random seed.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None,
@@ -47,7 +49,7 @@ from .common import device_option, overwrite_option, quiet_option, runs_dir_opti
 @quiet_option
 @user_errors
 def train_cmd(videos, name, runs_dir, preset, stages, face, steps, size, ngf, batch_size, lr, device,
-              num_workers, vgg_weights, no_vgg, seed, checkpoint_every, val_fraction, amp, tensorboard,
+              num_workers, vgg_weights, vgg_backbone, no_vgg, seed, checkpoint_every, val_fraction, amp, tensorboard,
               resume, overwrite, dry_run, quiet) -> None:
     """Train a per-subject motion-transfer model on TARGET video(s) of one person.
 
@@ -66,7 +68,7 @@ def train_cmd(videos, name, runs_dir, preset, stages, face, steps, size, ngf, ba
         "ngf": ngf, "batch_size": batch_size, "lr": lr, "device": device, "num_workers": num_workers,
         "seed": seed, "checkpoint_every": checkpoint_every, "val_fraction": val_fraction,
         "amp": amp, "tensorboard": tensorboard or None,
-        "vgg_weights": str(vgg_weights) if vgg_weights else None,
+        "vgg_weights": str(vgg_weights) if vgg_weights else None, "vgg_backbone": vgg_backbone,
         "vgg": False if no_vgg else (True if vgg_weights else None),
     }
     stage_names = parse_stages(stages) if stages else tuple(base.get("stages", ("global", "local")))

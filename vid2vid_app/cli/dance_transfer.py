@@ -51,7 +51,8 @@ def parse_crop(text: str | None) -> tuple[int, int, int, int] | None:
               help="Video to write (.mp4, .mov, .m4v or .mkv).")
 @click.option("--side-by-side", "side_by_side", is_flag=False, flag_value=SBS_AUTO, default=None,
               metavar="[PATH]",
-              help="Also write source | stick figure | generated; alone it writes OUT_sbs.mp4 beside the output.")
+              help="Also write source | stick figure | generated; alone it writes OUT_sbs.mp4 beside the output "
+                   "(put it after SOURCE, or give PATH, so it does not take SOURCE as its path).")
 @click.option("--start", default=None, metavar="FRAME|SECONDSs",
               help="First source frame to transfer: a frame number (120) or seconds (2.5s).  [default: 0]")
 @click.option("--end", default=None, metavar="FRAME|SECONDSs",

@@ -39,7 +39,11 @@ class DefaultCommandGroup(click.Group):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in (*ctx.help_option_names, "--version"):
-            args = [self.default_command, *args]
+            first = args[0]
+            # An option or an input file means the default command; a bare word that is neither
+            # (e.g. "lsit") is a mistyped subcommand and gets click's "No such command".
+            if first.startswith("-") or Path(first).exists() or Path(first).suffix:
+                args = [self.default_command, *args]
         return super().parse_args(ctx, args)
 
 

@@ -19,6 +19,7 @@ from its latest checkpoint.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import shutil
@@ -115,12 +116,20 @@ def open_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> bool:
                     "start again from scratch.")
 
 
-def resolve_config(run_dir: Path, cfg: DanceConfig, continuing: bool, videos: list[Path]) -> DanceConfig:
-    """On resume the saved config rules (except the runtime knobs device/num_workers); the target
+def resolve_config(run_dir: Path, cfg: DanceConfig, continuing: bool, videos: list[Path],
+                   notes: list[str] | None = None) -> DanceConfig:
+    """On resume the saved config rules (except the runtime knobs device/num_workers), so that the
+    run continues exactly as it started; settings that differ are named in ``notes``. The target
     videos must be the same ones."""
     if not continuing:
         return cfg
     saved = load_json(DanceConfig, run_dir / CONFIG_NAME)
+    runtime = {"device", "num_workers", "videos"}
+    differing = [f.name for f in dataclasses.fields(DanceConfig)
+                 if f.name not in runtime and getattr(saved, f.name) != getattr(cfg, f.name)]
+    if differing and notes is not None:
+        notes.append(f"resuming with the run's saved settings; these given or default settings differ and are "
+                     f"not used: {', '.join(differing)} (use --overwrite to start again with them)")
     given = [str(v.resolve()) for v in videos]
     if saved.videos and list(saved.videos) != given:
         raise UserError(f"run {run_dir} was trained on {', '.join(saved.videos)}; resume it with the "
@@ -270,12 +279,14 @@ def train_dance(videos: list[str | Path], name: str, cfg: DanceConfig, *, runs_d
     run_dir = default_runs_dir(runs_dir) / name
     dist_info = distributed.setup(cfg.device)
     quiet = quiet or not dist_info.is_main
+    if resume and overwrite:
+        raise UserError("--resume continues a run and --overwrite replaces it; give one of them.")
+    notes: list[str] = []
     # Rank 0 reads a resumed run's saved settings before it writes anything; every rank uses them.
     cfg = distributed.run_on_main(
-        lambda: resolve_config(run_dir, cfg, resume and (run_dir / CONFIG_NAME).is_file(), videos), dist_info)
+        lambda: resolve_config(run_dir, cfg, resume and (run_dir / CONFIG_NAME).is_file(), videos, notes), dist_info)
     cfg.videos = tuple(str(v.resolve()) for v in videos)
     validate(cfg)
-    notes: list[str] = []
     vgg = make_vgg(cfg, vgg_explicit, notes)  # before any work: a missing weight file fails fast
 
     def open_run() -> tuple[bool, bool]:

@@ -51,6 +51,7 @@ from ..errors import UserError
 from ..fileio import check_output_path
 from ..imaging import Letterbox, float_array_to_uint8, hstack, letterbox_geometry, to_float_array
 from ..progress import progress
+from ..video.writer import check_video_suffix
 
 # The detector works on frames whose longer side is at most this many pixels (MediaPipe scales
 # its input to 256 px anyway); coordinates are mapped back to the source's own pixels.
@@ -513,6 +514,7 @@ def _check_paths(source: Path, output: Path, side_by_side: Path | None, overwrit
             continue
         if same(out, source):
             raise UserError(f"{out} is the source video; choose another output file (inputs are never overwritten).")
+        check_video_suffix(out)
         check_output_path(out, overwrite)
     if side_by_side is not None and same(output, side_by_side):
         raise UserError(f"the output and the side-by-side video are both {output}; give two different files.")

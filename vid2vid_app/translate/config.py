@@ -164,6 +164,10 @@ def make_config(mode: str, preset: str = "standard", **overrides) -> TranslateCo
         for key in ("n_downs", "n_blocks"):
             if overrides.get(key) is None:
                 values[key] = None
+    if overrides.get("steps") is None and (overrides.get("epochs") is not None
+                                           or overrides.get("epochs_decay") is not None):
+        # Epochs asked for: they replace a preset's fixed step count (the tiny preset has one).
+        values["steps"] = values["decay_steps"] = None
     if overrides.get("steps") is not None and overrides.get("decay_steps") is None:
         # New total steps without a decay length: decay over the papers' share (half) of the run,
         # not over the preset's absolute count.

@@ -111,6 +111,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", *, arch: st
     data = _load_file(path)
     if isinstance(data, dict) and data.get("kind") == "generator":
         model = _from_export(data, path)
+    elif isinstance(data, dict) and data.get("kind") == "vid2vid_app.dance_model":
+        raise UserError(f"{path} is a motion-transfer model from `dance train`; use it with `dance transfer`.")
     elif isinstance(data, dict) and "format_version" in data:
         raise UserError(f"{path} is a training checkpoint ({data.get('kind', 'unknown kind')}), not a model; "
                         "use the run's model.pt (written when training finishes).")

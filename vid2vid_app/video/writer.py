@@ -29,6 +29,16 @@ WRITER_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
+def check_video_suffix(path: Path) -> str:
+    """The lower-case suffix of ``path``, or a :class:`UserError` when H.264 cannot go in such a file
+    (checked before any work, so a wrong name fails in a second rather than after the whole job)."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in WRITER_SUFFIXES:
+        raise UserError(f"{path}: cannot write H.264 video to a '{Path(path).suffix}' file; "
+                        f"use one of {', '.join(WRITER_SUFFIXES)}.")
+    return suffix
+
+
 class _Encoder:
     """The single-threaded encoding work behind :class:`VideoWriter` (opens on the first frame)."""
 
@@ -138,9 +148,7 @@ class VideoWriter:
         queue_size: int = 8,
     ) -> None:
         path = Path(path)
-        suffix = path.suffix.lower()
-        if suffix not in WRITER_SUFFIXES:
-            raise UserError(f"{path}: cannot write H.264 video to a '{path.suffix}' file; use one of {', '.join(WRITER_SUFFIXES)}.")
+        suffix = check_video_suffix(path)
         if not 0 <= quality <= 51:
             raise ValueError(f"quality (CRF) must be in [0, 51], got {quality}")
         fps = fps if isinstance(fps, Fraction) else Fraction(fps).limit_denominator(1001)
