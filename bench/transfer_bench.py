@@ -132,10 +132,11 @@ def generator_only(model: DanceModel, keypoints: np.ndarray, warmup: int = 3) ->
         torch.backends.cudnn.benchmark = benchmark
 
 
-def generation_pass(model: DanceModel, keypoints: np.ndarray, out: Path, fps: float) -> float:
+def generation_pass(model: DanceModel, keypoints: np.ndarray, out: Path, fps: float,
+                    encoder_preset: str = "medium") -> float:
     """Frames/s of render + generate + encode (the pipeline's second pass)."""
     box = model.letterbox
-    with VideoWriter(out, fps, overwrite=True) as writer:
+    with VideoWriter(out, fps, overwrite=True, preset=encoder_preset) as writer:
         seconds = run_generation(model, keypoints, lambda gen, pose: writer.write(content_crop(gen, box)),
                                  quiet=True)
     return len(keypoints) / seconds
@@ -144,6 +145,7 @@ def generation_pass(model: DanceModel, keypoints: np.ndarray, out: Path, fps: fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--encoder-preset", default="medium", help="x264 speed preset of the outputs")
     parser.add_argument("--configs", default=None, help="comma-separated; default tiny,standard "
                         "(+ standard-local on a GPU)")
     parser.add_argument("--frames", type=int, default=None,
@@ -168,7 +170,8 @@ def main() -> None:
 
     print(f"machine: {machine()}; best of {args.repeats} runs")
     print(f"device: {device}; source {args.source.name} ({probe(args.source).frame_count} frames), "
-          f"target {args.target.name}; random weights (throughput does not depend on their values)")
+          f"target {args.target.name}; random weights (throughput does not depend on their values); "
+          f"x264 preset {args.encoder_preset}")
     print(f"poses: source {'from ' + str(args.poses) if args.poses else 'detected with MediaPipe'}, "
           f"target {'from ' + str(args.target_poses) if args.target_poses else 'detected with MediaPipe'}")
     t_info = probe(args.target)
@@ -199,9 +202,11 @@ def main() -> None:
             # Interleaved repeats, best of each: other work on a shared CPU only ever slows a run.
             for _ in range(args.repeats):
                 gen_fps = max(gen_fps, generator_only(model, keypoints))
-                pass_fps = max(pass_fps, generation_pass(model, keypoints, tmp / f"{name}_pass.mp4", float(src.fps)))
+                pass_fps = max(pass_fps, generation_pass(model, keypoints, tmp / f"{name}_pass.mp4", float(src.fps),
+                                                           args.encoder_preset))
                 report = transfer(args.source, model, tmp / f"{name}.mp4",
-                                  TransferOptions(end=frames, poses=args.poses, quiet=True, overwrite=True))
+                                  TransferOptions(end=frames, poses=args.poses, quiet=True, overwrite=True,
+                                                  encoder_preset=args.encoder_preset))
                 if report.frames / report.total_seconds > e2e_fps:
                     e2e_fps, pose_seconds = report.frames / report.total_seconds, report.pose_seconds
             w, h = model.resolution

@@ -155,9 +155,11 @@ GPU_VARIANTS = {  # name: generator_only keywords
 }
 
 
-def end_to_end(g, clip: Path, size, batch: int, device: torch.device, workdir: Path) -> float:
+def end_to_end(g, clip: Path, size, batch: int, device: torch.device, workdir: Path,
+               encoder_preset: str = "medium") -> float:
     out = workdir / f"out_{time.monotonic_ns()}.mp4"
-    options = TranslateOptions(batch_size=batch, size=size, device=str(device), quiet=True, overwrite=True)
+    options = TranslateOptions(batch_size=batch, size=size, device=str(device), quiet=True, overwrite=True,
+                               encoder_preset=encoder_preset)
     report = translate_media(clip, out, g, options)
     assert report.has_audio, "the benchmark input has audio; the output must keep it"
     return report.fps
@@ -198,6 +200,7 @@ def main() -> None:
     parser.add_argument("--flicker-model", type=Path, default=None,
                         help="a trained model.pt: also measure flicker with and without --temporal")
     parser.add_argument("--no-speed", action="store_true", help="skip the speed table")
+    parser.add_argument("--encoder-preset", default="medium", help="x264 speed preset of the outputs")
     parser.add_argument("--rounds", type=int, default=3, help="alternating measurements per row (median)")
     args = parser.parse_args()
     if args.threads:
@@ -219,7 +222,7 @@ def main() -> None:
         workdir = Path(tmp)
         clip, images = make_input(workdir / "input.mp4", frames, args.width, sample)
         print(f"input: {len(images)} frames {images[0].shape[1]}x{images[0].shape[0]} at 60 fps with audio "
-              f"(from {sample.name}); batch {args.batch_size}")
+              f"(from {sample.name}); batch {args.batch_size}; x264 preset {args.encoder_preset}")
         for device in devices:
             if device.type == "cuda":
                 print(f"GPU: {torch.cuda.get_device_name(device)}, autocast dtype {autocast_dtype(device)}, "
@@ -243,7 +246,7 @@ def main() -> None:
                     gens, e2es = [], []
                     for _ in range(args.rounds):
                         gens.append(generator_only(g, images, size, args.batch_size, device))
-                        e2es.append(end_to_end(g, clip, size, args.batch_size, device, workdir))
+                        e2es.append(end_to_end(g, clip, size, args.batch_size, device, workdir, args.encoder_preset))
                     gen, e2e = statistics.median(gens), statistics.median(e2es)
                     print(f"{device.type:6} {arch:15} {f'{w}x{h}':>9} {padded:>9} {gen:12.3f} {e2e:14.3f} "
                           f"{e2e / gen:6.0%}", flush=True)
