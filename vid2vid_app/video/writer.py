@@ -62,6 +62,9 @@ class _Encoder:
         stream.pix_fmt = self.pix_fmt
         stream.codec_context.time_base = Fraction(1) / self.fps
         stream.options = {"crf": str(self.quality), "preset": self.preset}
+        # x264's frame threads instead of PyAV's default slice threads: 360x640 at CRF 18 "medium"
+        # encoded at 159 instead of 110 frames/s on 2 cores, and frame threads scale with more cores.
+        stream.codec_context.thread_type = "FRAME"
         # Tag BT.709 limited range, the conversion used in encode() (players assume it for HD).
         cc = stream.codec_context
         cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc = 1, 1, 1, 1
