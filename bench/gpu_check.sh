@@ -3,7 +3,11 @@
 # and the transfer / training / translation benchmarks on the GPU. Logs go to $OUT (7 files, flat),
 # key figures are printed at the end (and kept in $OUT/summary.log).
 #
-# Run from the repository root, with the PyAV wheel in .whl/ (ignored by git, so it must be carried):
+# Run from the repository root, with a PyAV wheel for the GPU machine's Python in .whl/ (ignored by
+# git; for a machine without internet, fetch it beforehand, e.g.
+#     pip download --no-deps --only-binary=:all: --python-version 3.12 \
+#         --platform manylinux_2_28_x86_64 -d .whl av==18.1.0
+# ), then:
 #     bash bench/gpu_check.sh
 # The machine needs python3 with torch, torchvision, numpy, opencv(-headless), click, tqdm and
 # pytest(-xdist); neither MediaPipe nor ../shared is needed (the transfer benchmark reads the
