@@ -21,6 +21,7 @@ from video_utils import (
 
 from vid2vid_app.errors import UserError
 from vid2vid_app.video import (
+    ThreadedConsumer,
     ThreadedReader,
     VideoReader,
     VideoWriter,
@@ -253,6 +254,30 @@ def test_threaded_writer_reports_errors_and_saves_nothing(tmp_path, frames):
             for f in frames:
                 writer.write(f)
     assert not out.exists() and _leftovers(tmp_path) == []
+
+
+def test_threaded_consumer_keeps_order_and_reraises_in_the_producer():
+    seen = []
+    consumer = ThreadedConsumer(seen.append, maxsize=2)
+    for i in range(50):
+        consumer.put(i)
+    consumer.close()
+    assert seen == list(range(50))
+
+    def fail_on_3(item):
+        if item == 3:
+            raise ValueError("item 3 is bad")
+        seen.append(item)
+
+    seen.clear()
+    consumer = ThreadedConsumer(fail_on_3, maxsize=1)
+    with pytest.raises(ValueError, match="item 3 is bad"):
+        for i in range(1000):  # a dead consumer never blocks the producer: its error surfaces
+            consumer.put(i)
+        consumer.close()
+    assert seen == [0, 1, 2]
+    with pytest.raises(ValueError, match="item 3 is bad"):
+        consumer.close()  # again: the thread has ended, the error is still reported
 
 
 # ------------------------------------------------------------------ bad input

@@ -35,9 +35,7 @@ detection), and the report counts both.
 from __future__ import annotations
 
 import os
-import queue
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -375,50 +373,6 @@ def to_target_poses(poses: SourcePoses, target_size: tuple[int, int], target_sta
 # Steps 3-5: render, generate, encode (threads around the generator)
 
 
-class _Worker:
-    """Run ``handle(item)`` on queued items in a background thread (bounded queue).
-
-    An exception in the worker is re-raised in the producer at the next :meth:`put` or at
-    :meth:`finish`; after a failure remaining items are drained unhandled so the producer never
-    blocks.
-    """
-
-    def __init__(self, handle: Callable[[Any], None], maxsize: int = 8, name: str = "worker") -> None:
-        self._handle = handle
-        self._queue: queue.Queue = queue.Queue(maxsize=maxsize)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            if self._error is not None:
-                continue
-            try:
-                self._handle(item)
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the producer thread
-                self._error = exc
-
-    def put(self, item: Any) -> None:
-        if self._error is not None:
-            raise self._error
-        self._queue.put(item)
-
-    def finish(self) -> None:
-        """Wait for every queued item; re-raise a worker failure."""
-        if self._thread.is_alive():
-            self._queue.put(_STOP)
-            self._thread.join()
-        if self._error is not None:
-            raise self._error
-
-
-_STOP = object()
-
-
 @dataclass
 class _Frame:
     """One generated frame on its way to the encoder thread."""
@@ -465,7 +419,7 @@ def run_generation(model: Any, keypoints: np.ndarray, write: Callable[[np.ndarra
     images, (H, W, 3)) in another, the generator in the calling thread with each output fed back
     as the next frame's previous frame. Returns the seconds spent.
     """
-    from ..video import ThreadedReader
+    from ..video import ThreadedConsumer, ThreadedReader
 
     cuda = model.device.type == "cuda"
 
@@ -480,7 +434,7 @@ def run_generation(model: Any, keypoints: np.ndarray, write: Callable[[np.ndarra
         write(frame, item.pose_image)
 
     started = time.perf_counter()
-    writer = _Worker(consume, maxsize=8, name="transfer-encode")
+    writer = ThreadedConsumer(consume, maxsize=8, name="transfer-encode")
     # Every frame has the same size, so cuDNN may pick its fastest kernels once (GPU only).
     benchmark = torch.backends.cudnn.benchmark
     torch.backends.cudnn.benchmark = benchmark or model.device.type == "cuda"
@@ -496,7 +450,7 @@ def run_generation(model: Any, keypoints: np.ndarray, write: Callable[[np.ndarra
         # Stop the render thread now (not when the loop's generator is garbage collected).
         renders.close()
         torch.backends.cudnn.benchmark = benchmark
-        writer.finish()
+        writer.close()
     return time.perf_counter() - started
 
 

@@ -17,10 +17,8 @@ generator's own speed. :class:`FrameTranslator` (steps 2-3) is usable on its own
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,45 +117,6 @@ def batches(frames: Iterable[np.ndarray], batch_size: int) -> Iterator[list[np.n
         yield current
 
 
-class _Background:
-    """Consume items in a worker thread through a bounded queue; errors surface in the caller."""
-
-    _DONE = object()
-
-    def __init__(self, consume: Callable[[object], None], maxsize: int = 8, name: str = "encode"):
-        self._queue: queue.Queue = queue.Queue(maxsize)
-        self._consume = consume
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is self._DONE:
-                return
-            if self._error is not None:
-                continue  # drain so the producer never blocks on a dead consumer
-            try:
-                self._consume(item)
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-                self._error = exc
-
-    def put(self, item: object) -> None:
-        self._check()
-        self._queue.put(item)
-
-    def close(self) -> None:
-        """Wait until every item is consumed; re-raise a worker error."""
-        self._queue.put(self._DONE)
-        self._thread.join()
-        self._check()
-
-    def _check(self) -> None:
-        if self._error is not None:
-            raise self._error
-
-
 @dataclass
 class TranslateOptions:
     """Options of :func:`translate_media` (see the CLI for the user-facing descriptions)."""
@@ -204,7 +163,7 @@ def translate_media(input_path: str | Path, output_path: str | Path, generator: 
     """
     from ..media import open_media, open_sink
     from ..progress import progress
-    from ..video import ThreadedReader, probe
+    from ..video import ThreadedConsumer, ThreadedReader, probe
 
     opts = options or TranslateOptions()
     input_path, output_path = Path(input_path), Path(output_path)
@@ -236,7 +195,7 @@ def translate_media(input_path: str | Path, output_path: str | Path, generator: 
                 frame_out = hstack([frame_in, frame_out], height=frame_out.shape[0])
             sink.write(frame_out)
 
-        writer = _Background(finish, maxsize=max(2, opts.batch_size * 2))
+        writer = ThreadedConsumer(finish, maxsize=max(2, opts.batch_size * 2), name="translate-encode")
         reader = ThreadedReader(source, maxsize=opts.prefetch)
         bar = progress(total=source.frame_count or None, desc="translate", unit="frame", quiet=opts.quiet)
         try:

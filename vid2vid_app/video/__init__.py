@@ -25,12 +25,13 @@ from __future__ import annotations
 
 from .info import VideoInfo, probe, read_audio_duration, rotate_image
 from .reader import VideoReader, fit_size, iter_frames, resample_constant_fps
-from .threaded import ThreadedReader, prefetch
+from .threaded import ThreadedConsumer, ThreadedReader, prefetch
 from .writer import WRITER_SUFFIXES, VideoWriter, check_video_suffix, write_video
 
 __all__ = [
     "WRITER_SUFFIXES",
     "check_video_suffix",
+    "ThreadedConsumer",
     "ThreadedReader",
     "VideoInfo",
     "VideoReader",

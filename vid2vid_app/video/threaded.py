@@ -1,11 +1,12 @@
-"""Background iteration: :class:`ThreadedReader` runs any iterator (e.g. decoding) in a thread."""
+"""Background threads around a pipeline: :class:`ThreadedReader` runs any iterator (e.g. decoding)
+ahead of its consumer; :class:`ThreadedConsumer` handles items (e.g. encoding) behind their producer."""
 
 from __future__ import annotations
 
 import contextlib
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -101,6 +102,53 @@ class ThreadedReader(Generic[T]):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class ThreadedConsumer(Generic[T]):
+    """Call ``consume(item)`` on each :meth:`put` item in a background thread, at most ``maxsize``
+    items waiting (the producer blocks beyond that), in order.
+
+    A failure in ``consume`` is re-raised in the producer at its next :meth:`put` or at
+    :meth:`close`; the items still queued after a failure are drained unhandled, so the producer
+    never blocks on a dead thread.
+    """
+
+    _STOP = object()
+
+    def __init__(self, consume: Callable[[T], None], maxsize: int = 8, name: str = "consumer") -> None:
+        self._consume = consume
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, maxsize))
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is self._STOP:
+                return
+            if self._error is not None:
+                continue
+            try:
+                self._consume(item)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the producer's thread
+                self._error = exc
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def put(self, item: T) -> None:
+        self._raise_error()
+        self._queue.put(item)
+
+    def close(self) -> None:
+        """Wait until every queued item is handled and the thread has ended; re-raise a failure.
+        Calling it again only re-raises."""
+        if self._thread.is_alive():
+            self._queue.put(self._STOP)
+            self._thread.join()
+        self._raise_error()
 
 
 def prefetch(source: Iterable[T], maxsize: int = 8) -> ThreadedReader[T]:

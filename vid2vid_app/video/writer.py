@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
-import threading
 from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
@@ -18,6 +16,7 @@ import numpy as np
 from ..errors import UserError
 from ..fileio import atomic_path, check_output_path
 from .audio import _audio_source, _AudioCopy
+from .threaded import ThreadedConsumer
 
 #: Output containers the writer accepts (H.264 video must fit in them).
 WRITER_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
@@ -168,13 +167,7 @@ class VideoWriter:
         tmp = self._stack.enter_context(atomic_path(self.path))
         self._encoder = _Encoder(tmp, fps, quality, pix_fmt, preset, audio_path, audio_offset, suffix)
         self._closed = False
-        self._queue: queue.Queue | None = None
-        self._worker: threading.Thread | None = None
-        self._worker_error: BaseException | None = None
-        if threaded:
-            self._queue = queue.Queue(maxsize=max(1, queue_size))
-            self._worker = threading.Thread(target=self._work, name="VideoWriter", daemon=True)
-            self._worker.start()
+        self._worker = ThreadedConsumer(self._encoder.encode, queue_size, name="VideoWriter") if threaded else None
 
     # Properties mirror the encoder (valid after the first frame).
     @property
@@ -193,38 +186,15 @@ class VideoWriter:
     def has_audio(self) -> bool:
         return self._encoder.audio_from is not None
 
-    def _work(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            if self._worker_error is not None:
-                continue  # keep draining so the producer never blocks on a dead worker
-            try:
-                self._encoder.encode(item)
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the producer thread
-                self._worker_error = exc
-
-    def _raise_worker_error(self) -> None:
-        if self._worker_error is not None:
-            raise self._worker_error
-
     def write(self, image: np.ndarray) -> None:
         """Add one uint8 (H, W, 3) RGB frame."""
         if self._closed:
             raise RuntimeError("write() on a closed VideoWriter")
-        if self._queue is None:
+        if self._worker is None:
             self._encoder.encode(image)
-            return
-        self._raise_worker_error()
-        # Copy: the caller may reuse its buffer while the frame waits in the queue.
-        self._queue.put(np.array(image, copy=True))
-
-    def _stop_worker(self) -> None:
-        if self._worker is not None:
-            self._queue.put(None)
-            self._worker.join()
-            self._worker = None
+        else:
+            # Copy: the caller may reuse its buffer while the frame waits in the queue.
+            self._worker.put(np.array(image, copy=True))
 
     def close(self) -> None:
         """Finish the file and rename it into place. Raises if no frame was written."""
@@ -232,8 +202,8 @@ class VideoWriter:
             return
         self._closed = True
         try:
-            self._stop_worker()
-            self._raise_worker_error()
+            if self._worker is not None:
+                self._worker.close()  # every queued frame encoded; re-raises an encoding error
             if self._encoder.frames == 0:
                 raise UserError(f"no frames were written to {self.path}; nothing was saved.")
             self._encoder.finish()
@@ -248,8 +218,9 @@ class VideoWriter:
         if self._closed:
             return
         self._closed = True
-        with contextlib.suppress(BaseException):
-            self._stop_worker()
+        if self._worker is not None:
+            with contextlib.suppress(BaseException):
+                self._worker.close()
         self._encoder.abort()
         error = RuntimeError("aborted")
         with contextlib.suppress(RuntimeError):
