@@ -21,12 +21,10 @@ frames form one batch of 2N; losses are means over it.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.optim import Optimizer
 
 from ...models.face import crop_faces
-from ...models.losses import gan_loss
 from ..amp import Amp
 from .base import frozen, to_floats, zero_grad
 from .pix2pixhd import MultiScaleGANObjective
@@ -43,13 +41,12 @@ class FaceObjective(MultiScaleGANObjective):
     def __init__(self, G_body: nn.Module, face_G: nn.Module, face_D: nn.Module, gan_mode: str = "lsgan",
                  lambda_feat: float = 10.0, lambda_vgg: float = 10.0, vgg: nn.Module | None = None,
                  lambda_l1: float | None = None, n_layers_d: int = 3, num_d: int = 2, crop_size: int = 64):
+        if lambda_l1 is None:
+            lambda_l1 = lambda_vgg if vgg is None else 0.0
         super().__init__(gan_mode=gan_mode, lambda_feat=lambda_feat, lambda_vgg=lambda_vgg, vgg=vgg,
-                         n_layers_d=n_layers_d, num_d=num_d)
+                         n_layers_d=n_layers_d, num_d=num_d, lambda_l1=lambda_l1)
         self.face_G, self.face_D = face_G, face_D
         self.G_body = G_body.eval().requires_grad_(False)
-        if lambda_l1 is None:
-            lambda_l1 = self.lambda_vgg if vgg is None else 0.0
-        self.lambda_l1 = float(lambda_l1)
         self.crop_size = int(crop_size)
 
     def train_step(self, batch: dict[str, torch.Tensor], optimizers: dict[str, Optimizer],
@@ -74,8 +71,6 @@ class FaceObjective(MultiScaleGANObjective):
         with frozen(self.face_D), amp.autocast():
             pred_fake = self.raw("face_D")(torch.cat((pose_c, refined), 1))
             losses = self._generator_losses(pred_fake, pred_real, refined, real_c)
-            if self.lambda_l1 > 0:
-                losses["G_L1"] = F.l1_loss(refined.float(), real_c.float()) * self.lambda_l1
             loss_g = sum(losses.values())
         amp.backward(loss_g)
         amp.step(opt_g)
@@ -84,8 +79,7 @@ class FaceObjective(MultiScaleGANObjective):
         zero_grad(opt_d)
         with amp.autocast():
             pred_fake_d = self.face_D(torch.cat((pose_c, refined.detach()), 1))
-            losses["D_fake"] = gan_loss(pred_fake_d, False, self.gan_mode)
-            losses["D_real"] = gan_loss(pred_real, True, self.gan_mode)
+            losses.update(self._discriminator_losses(pred_fake_d, pred_real))
             loss_d = 0.5 * (losses["D_fake"] + losses["D_real"])
         amp.backward(loss_d)
         amp.step(opt_d)

@@ -16,6 +16,7 @@ In the G step D's weights are frozen, so the backward pass skips their (discarde
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.optim import Optimizer
 
@@ -25,17 +26,20 @@ from .base import Objective, detach_features, frozen, to_floats, zero_grad
 
 
 class MultiScaleGANObjective(Objective):
-    """Shared by pix2pixHD, temporal and face objectives: the loss weights, the frozen VGG and the
-    generator's GAN + feature-matching + perceptual terms.
+    """Shared by pix2pixHD, temporal and face objectives: the loss weights, the frozen VGG, the
+    generator's GAN + feature-matching + perceptual (+ optional L1) terms and the discriminator's
+    real/fake terms.
 
     ``vgg`` is a built ``VGGLoss`` (or None to train without the perceptual term). ``n_layers_d`` and
     ``num_d`` must describe the discriminator (they weight the feature-matching terms).
+    ``lambda_l1`` adds an L1 term against the real image (``G_L1``; off by default, as in the
+    papers): small CPU runs without VGG learn the frame's layout quickly from it.
     """
 
     frozen_modules = ("vgg",)
 
     def __init__(self, gan_mode: str = "lsgan", lambda_feat: float = 10.0, lambda_vgg: float = 10.0,
-                 vgg: nn.Module | None = None, n_layers_d: int = 3, num_d: int = 2):
+                 vgg: nn.Module | None = None, n_layers_d: int = 3, num_d: int = 2, lambda_l1: float = 0.0):
         super().__init__()
         self.vgg = vgg
         if vgg is not None:
@@ -43,18 +47,26 @@ class MultiScaleGANObjective(Objective):
         self.gan_mode = gan_mode
         self.lambda_feat = float(lambda_feat)
         self.lambda_vgg = float(lambda_vgg)
+        self.lambda_l1 = float(lambda_l1)
         self.n_layers_d = n_layers_d
         self.num_d = num_d
 
     def _generator_losses(self, pred_fake, pred_real, fake, real, scale: float = 1.0) -> dict[str, torch.Tensor]:
-        """GAN (+ FM + VGG) generator terms; ``scale`` multiplies all of them (number of frames)."""
+        """GAN (+ FM + VGG + L1) generator terms; ``scale`` multiplies all of them (number of frames)."""
         losses = {"G_GAN": gan_loss(pred_fake, True, self.gan_mode, for_discriminator=False) * scale}
         if self.lambda_feat > 0:
             fm = feature_matching_loss(pred_fake, detach_features(pred_real), self.n_layers_d, self.num_d)
             losses["G_FM"] = fm * self.lambda_feat * scale
         if self.vgg is not None and self.lambda_vgg > 0:
             losses["G_VGG"] = self.vgg(fake, real) * self.lambda_vgg * scale
+        if self.lambda_l1 > 0:
+            losses["G_L1"] = F.l1_loss(fake.float(), real.float()) * self.lambda_l1 * scale
         return losses
+
+    def _discriminator_losses(self, pred_fake, pred_real, prefix: str = "D") -> dict[str, torch.Tensor]:
+        """``{prefix}_fake`` and ``{prefix}_real`` GAN terms of a discriminator (halved in the D loss)."""
+        return {f"{prefix}_fake": gan_loss(pred_fake, False, self.gan_mode),
+                f"{prefix}_real": gan_loss(pred_real, True, self.gan_mode)}
 
 
 class Pix2PixHDObjective(MultiScaleGANObjective):
@@ -65,9 +77,10 @@ class Pix2PixHDObjective(MultiScaleGANObjective):
     generator_name = "G"
 
     def __init__(self, G: nn.Module, D: nn.Module, gan_mode: str = "lsgan", lambda_feat: float = 10.0,
-                 lambda_vgg: float = 10.0, vgg: nn.Module | None = None, n_layers_d: int = 3, num_d: int = 2):
+                 lambda_vgg: float = 10.0, vgg: nn.Module | None = None, n_layers_d: int = 3, num_d: int = 2,
+                 lambda_l1: float = 0.0):
         super().__init__(gan_mode=gan_mode, lambda_feat=lambda_feat, lambda_vgg=lambda_vgg, vgg=vgg,
-                         n_layers_d=n_layers_d, num_d=num_d)
+                         n_layers_d=n_layers_d, num_d=num_d, lambda_l1=lambda_l1)
         self.G, self.D = G, D
 
     def train_step(self, batch: dict[str, torch.Tensor], optimizers: dict[str, Optimizer],
@@ -93,8 +106,7 @@ class Pix2PixHDObjective(MultiScaleGANObjective):
         zero_grad(opt_d)
         with amp.autocast():
             pred_fake_d = self.D(torch.cat((real_a, fake_b.detach()), 1))
-            losses["D_fake"] = gan_loss(pred_fake_d, False, self.gan_mode)
-            losses["D_real"] = gan_loss(pred_real, True, self.gan_mode)
+            losses.update(self._discriminator_losses(pred_fake_d, pred_real))
             loss_d = 0.5 * (losses["D_fake"] + losses["D_real"])
         amp.backward(loss_d)
         amp.step(opt_d)

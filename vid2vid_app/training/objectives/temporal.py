@@ -22,7 +22,6 @@ pix2pixHD default. Update order and shared real passes follow :mod:`.pix2pixhd`.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.optim import Optimizer
 
@@ -55,10 +54,9 @@ class TemporalObjective(Pix2PixHDObjective):
                  lambda_feat: float = 10.0, lambda_vgg: float = 10.0, vgg: nn.Module | None = None,
                  n_layers_d: int = 3, num_d: int = 2, lambda_temporal: float = 1.0, lambda_l1: float = 0.0):
         super().__init__(G, D, gan_mode=gan_mode, lambda_feat=lambda_feat, lambda_vgg=lambda_vgg, vgg=vgg,
-                         n_layers_d=n_layers_d, num_d=num_d)
+                         n_layers_d=n_layers_d, num_d=num_d, lambda_l1=lambda_l1)
         self.D_temporal = D_temporal
         self.lambda_temporal = float(lambda_temporal)
-        self.lambda_l1 = float(lambda_l1)
 
     def generate_pair(self, pose0: torch.Tensor, pose1: torch.Tensor, generator: nn.Module | None = None):
         """``(gen0, gen1)``: frame 0 from (pose0, zeros), frame 1 from (pose1, gen0), not detached."""
@@ -84,8 +82,6 @@ class TemporalObjective(Pix2PixHDObjective):
             pred_fake = self.raw("D")(torch.cat((poses, fakes), 1))
             # The 2N batch averages the two frames; x2 makes it the sum over frames.
             losses = self._generator_losses(pred_fake, pred_real, fakes, reals, scale=2.0)
-            if self.lambda_l1 > 0:
-                losses["G_L1"] = F.l1_loss(fakes.float(), reals.float()) * self.lambda_l1 * 2.0
             pred_fake_t = self.raw("D_temporal")(torch.cat((pose0, pose1, gen0, gen1), 1))
             losses["G_GAN_T"] = gan_loss(pred_fake_t, True, self.gan_mode, for_discriminator=False) \
                 * self.lambda_temporal
@@ -97,11 +93,9 @@ class TemporalObjective(Pix2PixHDObjective):
         zero_grad(opt_d, opt_dt)
         with amp.autocast():
             pred_fake_d = self.D(torch.cat((poses, fakes.detach()), 1))
-            losses["D_fake"] = gan_loss(pred_fake_d, False, self.gan_mode)
-            losses["D_real"] = gan_loss(pred_real, True, self.gan_mode)
+            losses.update(self._discriminator_losses(pred_fake_d, pred_real))
             pred_fake_dt = self.D_temporal(torch.cat((pose0, pose1, gen0.detach(), gen1.detach()), 1))
-            losses["DT_fake"] = gan_loss(pred_fake_dt, False, self.gan_mode)
-            losses["DT_real"] = gan_loss(pred_real_t, True, self.gan_mode)
+            losses.update(self._discriminator_losses(pred_fake_dt, pred_real_t, prefix="DT"))
             loss_d = 0.5 * (losses["D_fake"] + losses["D_real"]) \
                 + 0.5 * (losses["DT_fake"] + losses["DT_real"]) * self.lambda_temporal
         amp.backward(loss_d)
