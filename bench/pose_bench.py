@@ -16,24 +16,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 from pathlib import Path
+
+from machine import cpu_name
 
 from vid2vid_app.pose import detect_sequence
 from vid2vid_app.video import ThreadedReader, VideoReader
 
 DEFAULT_CLIP = Path(__file__).resolve().parents[1].parent / "shared" / "samples" / "pose2sim_singleperson_cam01.mp4"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def timed(fn) -> float:
@@ -77,7 +68,7 @@ def main() -> None:
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
-    print(f"machine: {cpu_model()}, {cores} usable cores (of {os.cpu_count()}), load average "
+    print(f"machine: {cpu_name()}, {cores} usable cores (of {os.cpu_count()}), load average "
           f"{load[0]:.1f} at start")
     print(f"config: {args.clip.name}, MediaPipe Pose model_complexity=1, tracking mode, best of {args.repeat}")
     print()

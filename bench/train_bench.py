@@ -61,7 +61,6 @@ import gc
 import itertools
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -71,6 +70,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from machine import cpu_name
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -387,16 +387,6 @@ def bench_inference(arch: str, ngf: int, steps: int, rounds: int, warmup: int = 
             row["peak_mib"].append(r.get("peak_mib", float("nan")))
     size = "512x256" if arch == "global" else "256x256"
     report(f"inference {arch} ngf {ngf} {size} batch 1 on {DEVICE.type} (eval mode)", rows, "no_grad", "ms/frame")
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -49,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from machine import cpu_name
 
 from vid2vid_app.dance.config import make_config
 from vid2vid_app.device import resolve_device
@@ -80,14 +80,7 @@ CONFIGS = {
 
 
 def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     text = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), load {load}"
     if torch.cuda.is_available():

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -56,6 +55,7 @@ import av
 import cv2
 import numpy as np
 import torch
+from machine import cpu_name
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -215,7 +215,7 @@ def main() -> None:
         devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     sample = args.input or (SAMPLE if SAMPLE.is_file() else BUNDLED)
 
-    print(f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs, "
+    print(f"machine: {cpu_name()}, {os.cpu_count()} CPUs, "
           f"torch {torch.__version__}, intra-op threads {torch.get_num_threads()}, "
           f"load average {os.getloadavg()[0]:.2f} (the CPU may be shared with other work)")
     with tempfile.TemporaryDirectory() as tmp:

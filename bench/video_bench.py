@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine import cpu_name
 
 from vid2vid_app.video import ThreadedReader, VideoReader, VideoWriter
 
@@ -63,7 +64,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=100, help="frames to encode per size")
     parser.add_argument("--work-ms", type=float, default=20.0, help="simulated per-frame work")
     args = parser.parse_args()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}")
+    print(f"machine: {cpu_name()}, {os.cpu_count()} CPUs, {platform.python_version()}")
     clips = [args.samples / f"pose2sim_singleperson_cam0{i}.mp4" for i in (1, 2)]
     for clip in clips:
         for max_side in (None, 512):
