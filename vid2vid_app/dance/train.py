@@ -395,6 +395,7 @@ def train_stage(stage: str, cfg: DanceConfig, data: PreparedData, pairs: np.ndar
     heldout = HeldOut(data, val_idx, style, factor, cfg.val_max_frames,
                       face_side=face_side if stage == "face" else None)
     face_pairs = pairs
+    torch.manual_seed(cfg.seed)  # weight initialisation follows --seed, so runs are reproducible
     if stage == "global":
         G = build_global(cfg)
         D, Dt = build_discriminators(cfg)

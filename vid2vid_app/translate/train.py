@@ -245,6 +245,7 @@ def train_translation(cfg: TranslateConfig, run_dir: str | Path, *, resume: bool
                           + (f", {per_process} per process." if info.enabled else "."))
     for note in data.notes:
         say(f"note: {note}")
+    torch.manual_seed(cfg.seed)  # weight initialisation follows --seed, so runs are reproducible
     nets = build_networks(cfg)
     objective = build_objective(cfg, nets)
     steps, decay = cfg.total_steps(len(data.train))
