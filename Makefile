@@ -26,6 +26,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check vid2vid_app tests bench samples
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache

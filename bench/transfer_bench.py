@@ -7,7 +7,7 @@ the weights' values) for the bundled target clip, then:
   generator runs, frame by frame with the previous output fed back;
 - generation pass: steps 3-5 of the pipeline (render, generate, encode the output; rendering
   and encoding in background threads);
-- end to end: :func:`vid2vid_app.inference.transfer.transfer` on the source clip, including the
+- end to end: :func:`vid2vid_app.dance.transfer.transfer` on the source clip, including the
   pose pass (decode + MediaPipe on every frame + normalisation) that must finish before
   generation can start.
 
@@ -51,10 +51,8 @@ import torch
 from machine import cpu_name
 
 from vid2vid_app.dance.config import make_config
-from vid2vid_app.device import resolve_device
-from vid2vid_app.imaging import letterbox_geometry, to_tensor
-from vid2vid_app.inference.dance_model import DanceModel, save_dance_model
-from vid2vid_app.inference.transfer import (
+from vid2vid_app.dance.model import DanceModel, save_dance_model
+from vid2vid_app.dance.transfer import (
     TransferOptions,
     content_crop,
     detect_source_poses,
@@ -63,6 +61,8 @@ from vid2vid_app.inference.transfer import (
     to_target_poses,
     transfer,
 )
+from vid2vid_app.device import resolve_device
+from vid2vid_app.imaging import letterbox_geometry, to_tensor
 from vid2vid_app.models import build_generator
 from vid2vid_app.pose import RenderStyle, compute_stats
 from vid2vid_app.pose.keypoints import PoseSequence

@@ -24,7 +24,7 @@ depend on them) at each size:
 
   generator only   the generator on frames already in memory as padded [-1, 1] tensors, batched
                    as the pipeline batches them, under inference_mode (and autocast on GPU);
-  end to end       vid2vid_app.inference.translate.translate_media: decode (background thread),
+  end to end       vid2vid_app.translate.run.translate_media: decode (background thread),
                    resize, pad, generate, crop, encode with audio (background thread), file to file.
 
 and prints end to end / generator only (the pipeline overlaps decode and encode with generation,
@@ -62,8 +62,8 @@ sys.path.insert(0, str(ROOT))
 
 from vid2vid_app.device import autocast, autocast_dtype, resolve_device, reuse_freed_memory  # noqa: E402
 from vid2vid_app.imaging import pad_to_multiple, to_tensor  # noqa: E402
-from vid2vid_app.inference.translate import TranslateOptions, target_size, translate_media  # noqa: E402
 from vid2vid_app.models import build_generator  # noqa: E402
+from vid2vid_app.translate.run import TranslateOptions, target_size, translate_media  # noqa: E402
 
 SAMPLE = Path(os.environ.get("VID2VID_SHARED", ROOT.parent / "shared")) / "samples" / "pose2sim_singleperson_cam01.mp4"
 BUNDLED = ROOT / "samples" / "target_cam01.mp4"
@@ -176,7 +176,7 @@ def flicker_report(model_path: Path, clip: Path, workdir: Path, batch: int, fram
     print(f"  input clip: temporal_flicker {temporal_flicker(real):.3f}")
     for temporal in (False, True):
         out = workdir / f"flicker_{temporal}.mp4"
-        options = TranslateOptions(batch_size=batch, quiet=True, overwrite=True, temporal=temporal, quality=0)
+        options = TranslateOptions(batch_size=batch, quiet=True, overwrite=True, reduce_flicker=temporal, quality=0)
         report = translate_media(clip, out, g, options)
         generated = list(open_media(out))
         label = "--temporal" if temporal else "frame-wise"

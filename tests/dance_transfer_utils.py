@@ -10,8 +10,8 @@ import numpy as np
 from video_utils import make_test_clip
 
 from vid2vid_app.dance.config import make_config
+from vid2vid_app.dance.model import save_dance_model
 from vid2vid_app.imaging import letterbox_geometry
-from vid2vid_app.inference.dance_model import save_dance_model
 from vid2vid_app.models import build_generator
 from vid2vid_app.pose import BodyStats, RenderStyle
 from vid2vid_app.video import iter_frames, probe

@@ -17,7 +17,7 @@ from pathlib import Path
 from translate_utils import make_paired_folders
 from video_utils import make_test_clip
 
-from vid2vid_app.inference.dance_model import DanceModel
+from vid2vid_app.dance.model import DanceModel
 from vid2vid_app.translate.model import load_model
 from vid2vid_app.video import iter_frames
 

@@ -144,8 +144,8 @@ GENERATORS = [("unet_256", dict(n_downs=6, ngf=8)), ("resnet_9blocks", dict(ngf=
 def test_generator_on_cuda_matches_cpu(arch, kw):
     """fp32 on the GPU (cuDNN may use TF32) within 3e-2 of the CPU; the translate pipeline's
     FrameTranslator (bf16 autocast, channels_last) within a few grey levels."""
-    from vid2vid_app.inference.translate import FrameTranslator
     from vid2vid_app.models import build_generator
+    from vid2vid_app.translate.run import FrameTranslator
 
     torch.manual_seed(0)
     g = build_generator(arch, **kw).eval()

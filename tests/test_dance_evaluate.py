@@ -12,12 +12,12 @@ from click.testing import CliRunner
 from dance_transfer_utils import CANVAS, cut_clip, save_tiny_model
 
 from vid2vid_app.cli.dance import dance
-from vid2vid_app.data.dance_prepare import prepare_dance_data
+from vid2vid_app.dance import evaluate as evaluate_module
+from vid2vid_app.dance.evaluate import METRIC_KEYS, EvalOptions, evaluate, held_out_frames
+from vid2vid_app.dance.model import DanceModel
+from vid2vid_app.dance.prepare import prepare_dance_data
 from vid2vid_app.errors import UserError
 from vid2vid_app.imaging import to_tensor
-from vid2vid_app.inference import evaluate as evaluate_module
-from vid2vid_app.inference.dance_model import DanceModel
-from vid2vid_app.inference.evaluate import METRIC_KEYS, EvalOptions, evaluate, held_out_frames
 
 FRAMES = 30
 VAL_FRACTION = 0.3  # the last 9 of 30 frames are held out
@@ -139,7 +139,7 @@ def test_unknown_lpips_net_is_rejected():
 
 
 def test_match_sides_undoes_a_left_right_swap():
-    from vid2vid_app.inference.evaluate import match_sides, mirror_permutation
+    from vid2vid_app.dance.evaluate import match_sides, mirror_permutation
     from vid2vid_app.metrics import pose_distance
     from vid2vid_app.pose import skeleton as sk
 
@@ -158,7 +158,7 @@ def test_match_sides_undoes_a_left_right_swap():
 
 
 def test_feedback_restarts_after_gaps_and_between_videos():
-    from vid2vid_app.inference.evaluate import restarts
+    from vid2vid_app.dance.evaluate import restarts
 
     got = restarts(np.array([5, 6, 7, 9, 10, 11]), np.array([0, 0, 0, 0, 1, 1]))
     assert got.tolist() == [True, False, False, True, True, False]

@@ -17,9 +17,9 @@ from __future__ import annotations
 import numpy as np
 
 from vid2vid_app.dance.config import make_config
+from vid2vid_app.dance.model import DanceModel
 from vid2vid_app.dance.train import train_dance
 from vid2vid_app.imaging import to_tensor, to_uint8
-from vid2vid_app.inference.dance_model import DanceModel
 from vid2vid_app.metrics import psnr, ssim
 
 

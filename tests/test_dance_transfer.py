@@ -12,10 +12,8 @@ from click.testing import CliRunner
 from dance_transfer_utils import TARGET_SIZE, TARGET_STATS, cut_clip, gradient_clip, save_tiny_model
 
 from vid2vid_app.cli.dance import dance
-from vid2vid_app.errors import UserError
-from vid2vid_app.imaging import to_tensor, to_uint8
-from vid2vid_app.inference.dance_model import DanceModel
-from vid2vid_app.inference.transfer import (
+from vid2vid_app.dance.model import DanceModel
+from vid2vid_app.dance.transfer import (
     fit_keypoints,
     frame_range,
     hold_missing,
@@ -23,6 +21,8 @@ from vid2vid_app.inference.transfer import (
     run_generation,
     to_target_poses,
 )
+from vid2vid_app.errors import UserError
+from vid2vid_app.imaging import to_tensor, to_uint8
 from vid2vid_app.pose import compute_stats
 from vid2vid_app.pose.keypoints import PoseSequence
 from vid2vid_app.video import probe, read_audio_duration
@@ -180,7 +180,7 @@ def test_existing_output_is_refused_and_kept(runs, source, tmp_path):
 
 
 def test_output_that_cannot_hold_h264_fails_before_any_work(runs, source, tmp_path, monkeypatch):
-    import vid2vid_app.inference.transfer as transfer_module
+    import vid2vid_app.dance.transfer as transfer_module
 
     def no_detection(*args, **kwargs):
         raise AssertionError("poses were detected before the output name was checked")
@@ -262,7 +262,7 @@ def test_model_file_from_an_older_config_still_transfers(runs, source, tmp_path)
 def test_crop_follows_the_person_inside_the_region(source):
     """The two-person clip: on whole frames the detector follows the woman in front; cropping to
     the upper part makes the man behind her the source (coordinates in the region's pixels)."""
-    from vid2vid_app.inference.transfer import detect_source_poses
+    from vid2vid_app.dance.transfer import detect_source_poses
 
     whole = detect_source_poses(source, 0, 10, quiet=True)
     region = (0, 0, 362, 400)
@@ -322,7 +322,7 @@ def test_fit_keypoints_letterboxes_into_the_target_frame():
 def test_normalisation_puts_the_source_on_the_target_ground_and_scale(bundled_samples):
     """Real source poses (another camera, other size) mapped onto the target's statistics: their
     ankle range and body heights become the target's (within a few pixels)."""
-    from vid2vid_app.inference.transfer import detect_source_poses
+    from vid2vid_app.dance.transfer import detect_source_poses
 
     src = bundled_samples / "target_cam03.mp4"  # 362x640, another view: other ground line and scale
     poses = detect_source_poses(src, 0, 60, quiet=True)

@@ -8,7 +8,9 @@ import torch
 from translate_utils import DAY, known_transform, make_paired_folders, photo
 from video_utils import make_test_clip, smooth_frames
 
-from vid2vid_app.data.translate_data import (
+from vid2vid_app.errors import UserError
+from vid2vid_app.imaging import to_uint8, write_image
+from vid2vid_app.translate.data import (
     PairedDataset,
     Preprocess,
     UnpairedDataset,
@@ -20,8 +22,6 @@ from vid2vid_app.data.translate_data import (
     split_validation,
     video_frames,
 )
-from vid2vid_app.errors import UserError
-from vid2vid_app.imaging import to_uint8, write_image
 
 PREP = Preprocess("resize_and_crop", load_size=72, crop_size=64, flip=True)
 

@@ -44,8 +44,8 @@ def evaluate_cmd(video: Path | None, model: str, json_path: Path | None, lpips_w
     Without VIDEO: the held-out frames of the model's training video (the last part, never
     trained on). With VIDEO: every frame of it that shows a person (it should show the target).
     """
+    from ..dance.evaluate import EvalOptions, evaluate
     from ..fileio import check_output_path, write_json_atomic
-    from ..inference.evaluate import EvalOptions, evaluate
 
     if json_path is not None:
         check_output_path(json_path, overwrite)

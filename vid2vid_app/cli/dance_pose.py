@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..pose.pipeline import PoseOptions, extract_poses
+from ..dance.pose_outputs import PoseOptions, extract_poses
 from ..pose.smoothing import SMOOTHING_METHODS
 from .common import overwrite_option, quiet_option, user_errors
 

@@ -87,7 +87,7 @@ def transfer_cmd(source: Path, model: str, output: Path, side_by_side: str | Non
     no pose detector runs, and the keypoints are used as `dance pose` left them (gaps filled,
     smoothed).
     """
-    from ..inference.transfer import TransferOptions, transfer
+    from ..dance.transfer import TransferOptions, transfer
 
     options = TransferOptions(
         start=start, end=end, normalize=not no_normalize, side_by_side=side_by_side_path(side_by_side, output),

@@ -6,7 +6,7 @@
     translate-video export --model NAME --onnx OUT.onnx
 
 This module only parses options and calls the library (translate.train, translate.model,
-inference.translate, translate.export_onnx).
+translate.run, translate.export_onnx).
 """
 
 from __future__ import annotations
@@ -140,8 +140,8 @@ def run_cmd(input_path: Path, output: Path, model: str, direction: str | None, e
     Videos keep their frame count, fps and audio; folders keep their file names.
     """
     from ..fileio import check_output_path
-    from ..inference.temporal import TemporalConfig
-    from ..inference.translate import TranslateOptions, parse_size, translate_media
+    from ..translate.flicker import FlickerConfig
+    from ..translate.run import TranslateOptions, parse_size, translate_media
 
     if not input_path.exists():
         raise UserError(f"{input_path} does not exist.")
@@ -149,8 +149,8 @@ def run_cmd(input_path: Path, output: Path, model: str, direction: str | None, e
         raise UserError(f"{output} is the input; choose another output path.")
     check_output_path(output, overwrite)  # fail before loading a model
     options = TranslateOptions(batch_size=batch_size, size=parse_size(size), device=device, amp=not fp32,
-                               side_by_side=side_by_side, temporal=temporal,
-                               temporal_config=TemporalConfig(strength=temporal_strength, sigma=temporal_sigma),
+                               side_by_side=side_by_side, reduce_flicker=temporal,
+                               flicker_config=FlickerConfig(strength=temporal_strength, sigma=temporal_sigma),
                                quality=quality, encoder_preset=encoder_preset, keep_audio=not no_audio, overwrite=overwrite, quiet=quiet)
     loaded = _load(model, runs_dir, device, dict(arch=arch, ngf=ngf, norm=norm, n_blocks=n_blocks, n_downs=n_downs))
     if expect_mode is not None and loaded.mode not in (expect_mode, "reference", "export"):

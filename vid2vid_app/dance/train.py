@@ -3,11 +3,11 @@
 Run folder ``RUNS/NAME/``::
 
     dance_config.json     the resolved DanceConfig (written first; marks the folder as a dance run)
-    data/                 prepared frames and poses (see vid2vid_app.data.dance_prepare)
+    data/                 prepared frames and poses (see vid2vid_app.dance.prepare)
     global/, local/, face/  one training run folder per stage (config.json, log.txt, stats.jsonl,
                           samples/, checkpoints/) managed by vid2vid_app.training
     global/generator.pt   the stage's generator export, written when the stage finishes
-    model.pt              the finished model (vid2vid_app.inference.dance_model), written last
+    model.pt              the finished model (vid2vid_app.dance.model), written last
 
 Stages, each resumable: (1) ``global``: pix2pixHD global generator on cat(pose, previous frame),
 per-frame multiscale discriminator and temporal pair discriminator; (2) ``local``: local enhancer
@@ -32,13 +32,13 @@ import numpy as np
 import torch
 
 from ..config import load_json, save_json, to_dict
-from ..dance.config import DanceConfig, final_canvas, validate
-from ..data.dance_dataset import StagePoses, TemporalPairDataset, downscale_frame
-from ..data.dance_prepare import PreparedData, prepare_dance_data
 from ..device import resolve_device
 from ..errors import UserError
 from ..imaging import to_tensor, to_uint8
-from ..inference.dance_model import MODEL_FILENAME, default_runs_dir, refine_faces, save_dance_model
+from .config import DanceConfig, final_canvas, validate
+from .dataset import StagePoses, TemporalPairDataset, downscale_frame
+from .model import MODEL_FILENAME, default_runs_dir, refine_faces, save_dance_model
+from .prepare import PreparedData, prepare_dance_data
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,9 @@ import torch
 from torch import nn
 
 from ..config import from_dict, to_dict
-from ..data.translate_data import (
+from ..errors import UserError
+from .config import TranslateConfig, validate
+from .data import (
     PairedDataset,
     Preprocess,
     UnpairedDataset,
@@ -38,9 +40,7 @@ from ..data.translate_data import (
     split_validation,
     stack_pairs,
 )
-from ..errors import UserError
-from ..translate.config import TranslateConfig, validate
-from ..translate.model import MODEL_FILE, save_model
+from .model import MODEL_FILE, save_model
 
 SETTINGS_FILE = "translate.json"
 

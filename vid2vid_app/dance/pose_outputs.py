@@ -37,12 +37,12 @@ import numpy as np
 from ..errors import UserError
 from ..imaging import resize_max_side, write_image
 from ..media import MediaSource, open_media
+from ..pose.detector import DetectionStats, detect_sequence
+from ..pose.keypoints import PoseSequence
+from ..pose.render import RenderStyle, render_overlay, render_pose
+from ..pose.smoothing import SMOOTHING_METHODS, fill_gaps, smooth
 from ..progress import progress
 from ..video import ThreadedReader, VideoWriter
-from .detector import DetectionStats, detect_sequence
-from .keypoints import PoseSequence
-from .render import RenderStyle, render_overlay, render_pose
-from .smoothing import SMOOTHING_METHODS, fill_gaps, smooth
 
 OUTPUTS = {
     "video": ("keypoints.npz", "openpose", "pose.mp4", "overlay.mp4"),

@@ -475,9 +475,9 @@ def _check_paths(source: Path, output: Path, side_by_side: Path | None, overwrit
 
 
 def load_model(model: Any, device: str | None = "auto", runs_dir: str | os.PathLike | None = None):
-    """A :class:`~vid2vid_app.inference.dance_model.DanceModel` from a model object (returned as
+    """A :class:`~vid2vid_app.dance.model.DanceModel` from a model object (returned as
     is), a name in ``runs_dir``, a run folder or a model file."""
-    from .dance_model import DanceModel, resolve_model_path
+    from .model import DanceModel, resolve_model_path
 
     if isinstance(model, DanceModel):
         return model

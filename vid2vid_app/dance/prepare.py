@@ -169,8 +169,8 @@ def prepare_dance_data(videos: list[str | os.PathLike], data_dir: str | os.PathL
         raise UserError(f"only {n_valid} of {len(valid)} frames of {names} show a person; "
                         f"at least {min_frames} are needed to train.")
 
-    from ..inference.dance_model import keypoints_to_canvas
     from ..pose.keypoints import PoseSequence
+    from .model import keypoints_to_canvas
 
     stats = compute_stats(PoseSequence(keypoints=keypoints, size=target_size, fps=float(infos[0].fps)))
     return PreparedData(

@@ -3,7 +3,7 @@
 Each evaluation frame is reconstructed from its own pose (no normalisation: the poses already
 belong to the target), generating in order with the previous output fed back (reset to zeros
 after a gap in the frames or where another video starts), as
-:mod:`vid2vid_app.inference.transfer` does. Then:
+:mod:`vid2vid_app.dance.transfer` does. Then:
 
 - ``psnr``, ``ssim``: mean over frames (dB; SSIM in [0, 1]), generated vs real;
 - ``lpips``: mean LPIPS distance (AlexNet by default; lower is better), or None when its

@@ -1,7 +1,7 @@
 """Flicker reduction for frame-wise translation (``translate-video --temporal``).
 
 A frame-wise generator sees each frame alone, so textures and colours jitter from frame to frame
-even where the input is still. :class:`TemporalSmoother` keeps the previous (already smoothed)
+even where the input is still. :class:`FlickerSmoother` keeps the previous (already smoothed)
 output and, for each new frame:
 
 1. estimates dense optical flow from the current INPUT frame to the previous input frame
@@ -27,7 +27,7 @@ import numpy as np
 
 
 @dataclass(frozen=True)
-class TemporalConfig:
+class FlickerConfig:
     """``strength`` in [0, 1): the largest weight of the warped previous output; ``sigma``: the
     input difference (grey levels 0-255) at which the weight drops to strength / e; ``flow_max_side``:
     the flow is estimated on frames downscaled to this longer side (pixels)."""
@@ -37,14 +37,14 @@ class TemporalConfig:
     flow_max_side: int = 480
 
 
-class TemporalSmoother:
+class FlickerSmoother:
     """Stateful per-video smoother: call it on (input frame, generated frame) pairs in order.
 
     Frames are uint8 HWC RGB; input and output frames must have the same height and width.
     """
 
-    def __init__(self, config: TemporalConfig | None = None):
-        self.config = config or TemporalConfig()
+    def __init__(self, config: FlickerConfig | None = None):
+        self.config = config or FlickerConfig()
         if not 0 <= self.config.strength < 1:
             raise ValueError("strength must be in [0, 1)")
         self.reset()
@@ -108,7 +108,7 @@ class TemporalSmoother:
 
 
 def smooth_sequence(inputs: list[np.ndarray], outputs: list[np.ndarray],
-                    config: TemporalConfig | None = None) -> list[np.ndarray]:
-    """Apply :class:`TemporalSmoother` over whole sequences (lists of uint8 HWC frames)."""
-    smoother = TemporalSmoother(config)
+                    config: FlickerConfig | None = None) -> list[np.ndarray]:
+    """Apply :class:`FlickerSmoother` over whole sequences (lists of uint8 HWC frames)."""
+    smoother = FlickerSmoother(config)
     return [smoother(i, o) for i, o in zip(inputs, outputs, strict=True)]

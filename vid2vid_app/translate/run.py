@@ -7,7 +7,7 @@
    the generator's stride;
 3. run the generator (``torch.inference_mode``, bf16/fp16 autocast and channels_last on GPU) and crop
    the padding back off;
-4. optionally reduce flicker (:mod:`.temporal`) and place input | output side by side;
+4. optionally reduce flicker (:mod:`.flicker`) and place input | output side by side;
 5. encode in a background thread into an output of the same kind (video: same fps, frame count and
    the input's audio; folder: same file names), written to a temp path and renamed when complete.
 
@@ -30,7 +30,7 @@ from torch import nn
 from ..device import autocast, autocast_dtype, resolve_device, reuse_freed_memory
 from ..errors import UserError
 from ..imaging import crop_to, hstack, pad_to_multiple, to_tensor, to_uint8
-from .temporal import TemporalConfig, TemporalSmoother
+from .flicker import FlickerConfig, FlickerSmoother
 
 
 def parse_size(text: str | None) -> tuple[int, int] | int | None:
@@ -126,8 +126,8 @@ class TranslateOptions:
     device: str = "auto"
     amp: bool = True
     side_by_side: bool = False
-    temporal: bool = False
-    temporal_config: TemporalConfig = field(default_factory=TemporalConfig)
+    reduce_flicker: bool = False
+    flicker_config: FlickerConfig = field(default_factory=FlickerConfig)
     quality: int = 18
     encoder_preset: str = "medium"  # x264 speed preset of video outputs
     keep_audio: bool = True
@@ -175,7 +175,7 @@ def translate_media(input_path: str | Path, output_path: str | Path, generator: 
     # 1. Input, decoded in a background thread.
     source = open_media(input_path)
     translator = FrameTranslator(generator, resolve_device(opts.device), size=opts.size, amp=opts.amp)
-    smoother = TemporalSmoother(opts.temporal_config) if opts.temporal else None
+    smoother = FlickerSmoother(opts.flicker_config) if opts.reduce_flicker else None
     start = time.perf_counter()
     frames_done = 0
     out_size: tuple[int, int] | None = None

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ..config import from_dict, to_dict
-from ..dance.config import DanceConfig
+from .config import DanceConfig
 from ..device import autocast, autocast_dtype, resolve_device
 from ..errors import UserError
 from ..fileio import atomic_path

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .dance_prepare import PreparedData
+from .prepare import PreparedData
 
 
 def downscale_frame(frame: np.ndarray, factor: int) -> np.ndarray:

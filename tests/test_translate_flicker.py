@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from translate_utils import DAY, clip_frames, photo
 
-from vid2vid_app.inference.temporal import TemporalConfig, TemporalSmoother, smooth_sequence
 from vid2vid_app.metrics import flicker, temporal_flicker
+from vid2vid_app.translate.flicker import FlickerConfig, FlickerSmoother, smooth_sequence
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def test_real_motion_is_not_smeared(frames):
 
 
 def test_first_frame_passes_and_scene_cut_is_not_blended(frames, shared_samples):
-    smoother = TemporalSmoother(TemporalConfig(strength=0.8))
+    smoother = FlickerSmoother(FlickerConfig(strength=0.8))
     first_out = jitter(frames[:1], seed=1)[0]
     assert np.array_equal(smoother(frames[0], first_out), first_out)
     # Cut to a different real scene: the input no longer matches the warped previous input.
@@ -69,5 +69,5 @@ def test_first_frame_passes_and_scene_cut_is_not_blended(frames, shared_samples)
 
 def test_strength_zero_is_a_no_op(frames):
     noisy = jitter(frames[:5])
-    assert all(np.array_equal(a, b) for a, b in zip(smooth_sequence(frames[:5], noisy, TemporalConfig(strength=0)),
+    assert all(np.array_equal(a, b) for a, b in zip(smooth_sequence(frames[:5], noisy, FlickerConfig(strength=0)),
                                                     noisy, strict=True))

@@ -1,1 +1,0 @@
-"""Datasets and data caches: prepared motion-transfer data, temporal pairs, translation pairs."""
