@@ -102,13 +102,15 @@ def test_no_person_anywhere_is_a_clear_error(clips, tmp_path):
     assert not out.exists(), "nothing may be left behind"
 
 
-def test_missing_path_and_text_file(tmp_path):
-    result = run([tmp_path / "nope.mp4", "-o", tmp_path / "out"])
-    assert result.exit_code == 1 and "does not exist" in result.output
-    fake = tmp_path / "fake.mp4"
-    fake.write_text("this is not a video\n")
-    result = run([fake, "-o", tmp_path / "out"])
-    assert result.exit_code == 1 and "fake.mp4" in result.output
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("nope.mp4", None, "does not exist"),
+    ("fake.mp4", "this is not a video\n", "fake.mp4"),
+], ids=["missing", "text-file"])
+def test_missing_path_and_text_file(tmp_path, name, content, message):
+    if content is not None:
+        (tmp_path / name).write_text(content)
+    result = run([tmp_path / name, "-o", tmp_path / "out"])
+    assert result.exit_code == 1 and message in result.output
     assert not (tmp_path / "out").exists()
 
 
@@ -125,16 +127,16 @@ def test_truncated_video_decodes_what_is_readable(clips, tmp_path):
     assert frame_count(out / "pose.mp4") == len(seq)
 
 
-def test_zero_frame_video(clips, tmp_path):
+@pytest.mark.parametrize(("header_only", "messages"), [
+    (True, ("zero.mp4", "no decodable video frames")),  # index kept, no picture data
+    (False, ("zero.mp4",)),  # an empty file
+], ids=["header-only", "empty-file"])
+def test_zero_frame_video(clips, tmp_path, header_only, messages):
     data = clips["person"].read_bytes()
-    header_only = tmp_path / "zero.mp4"
-    header_only.write_bytes(data[: data.find(b"mdat") + 4])  # index kept, no picture data
-    result = run([header_only, "-o", tmp_path / "out"])
-    assert result.exit_code == 1 and "zero.mp4" in result.output and "no decodable video frames" in result.output
-    empty = tmp_path / "empty.mp4"
-    empty.touch()
-    result = run([empty, "-o", tmp_path / "out"])
-    assert result.exit_code == 1 and "empty.mp4" in result.output
+    video = tmp_path / "zero.mp4"
+    video.write_bytes(data[: data.find(b"mdat") + 4] if header_only else b"")
+    result = run([video, "-o", tmp_path / "out"])
+    assert result.exit_code == 1 and all(m in result.output for m in messages), result.output
     assert not (tmp_path / "out").exists()
 
 
@@ -190,19 +192,28 @@ def test_folder_of_images(person_frames, tmp_path):
     assert sorted(p.name for p in (out / "pose").iterdir()) == ["img10.png", "img2.png"]
     assert sorted(p.name for p in (out / "overlay").iterdir()) == ["img10.png", "img2.png"]
     assert PoseSequence.load(out / "keypoints.npz").valid.tolist() == [True, True]  # natural order
+
+
+def test_folder_of_images_of_different_sizes_is_refused(person_frames, tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    write_image(folder / "img2.png", person_frames[2])
     write_image(folder / "img30.png", person_frames[0][:100])
-    result = run([folder, "-o", tmp_path / "out2"])
+    result = run([folder, "-o", tmp_path / "out"])
     assert result.exit_code == 1 and "same size" in result.output
-    assert not (tmp_path / "out2").exists()
+    assert not (tmp_path / "out").exists()
 
 
-def test_unwritable_output_folder(clips, tmp_path):
+@pytest.mark.parametrize(("below_the_file", "message"), [
+    (True, "cannot create the output folder"),
+    (False, "is a file"),
+], ids=["under-a-file", "a-file"])
+def test_unwritable_output_folder(clips, tmp_path, below_the_file, message):
     blocker = tmp_path / "file.txt"
     blocker.write_text("a file, not a folder")
-    result = run([clips["person"], "-o", blocker / "out"])
-    assert result.exit_code == 1 and "cannot create the output folder" in result.output
-    result = run([clips["person"], "-o", blocker])
-    assert result.exit_code == 1 and "is a file" in result.output
+    result = run([clips["person"], "-o", blocker / "out" if below_the_file else blocker])
+    assert result.exit_code == 1 and message in result.output
+    assert blocker.read_text() == "a file, not a folder"
 
 
 def test_input_inside_the_outputs_is_never_replaced(clips, tmp_path):
