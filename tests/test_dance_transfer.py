@@ -179,16 +179,17 @@ def test_existing_output_is_refused_and_kept(runs, source, tmp_path):
     assert out.read_bytes() == b"keep me"
 
 
-def test_output_that_cannot_hold_h264_fails_before_any_work(runs, source, tmp_path, monkeypatch):
+@pytest.mark.parametrize("outputs", [["-o", "o.avi"], ["-o", "o.mp4", "--side-by-side", "s.webm"]],
+                         ids=["output", "side-by-side"])
+def test_output_that_cannot_hold_h264_fails_before_any_work(runs, source, tmp_path, monkeypatch, outputs):
     import vid2vid_app.dance.transfer as transfer_module
 
     def no_detection(*args, **kwargs):
         raise AssertionError("poses were detected before the output name was checked")
 
     monkeypatch.setattr(transfer_module, "load_model", no_detection)
-    for args in (["-o", tmp_path / "o.avi"], ["-o", tmp_path / "o.mp4", "--side-by-side", tmp_path / "s.webm"]):
-        result = run_cli(source, "-m", "tiny", "--runs-dir", runs, *args)
-        assert result.exit_code == 1 and "cannot write H.264 video to a" in result.output, result.output
+    result = run_cli(source, "-m", "tiny", "--runs-dir", runs, *[tmp_path / a if "." in a else a for a in outputs])
+    assert result.exit_code == 1 and "cannot write H.264 video to a" in result.output, result.output
 
 
 def test_a_dance_model_given_to_translate_video_says_so(runs, source, tmp_path):
@@ -273,20 +274,24 @@ def test_crop_follows_the_person_inside_the_region(source):
     assert nose_whole > 260 and nose_crop < 220  # the woman's head is low in the frame, the man's high
 
 
-def test_crop_outside_the_frame_is_refused(runs, source, tmp_path):
-    result = run_cli(source, "-m", "tiny", "--runs-dir", runs, "-o", tmp_path / "o.mp4", "--crop", "300,0,100,100")
-    assert result.exit_code == 1 and "must lie inside the 362x640 frames" in result.output
-    result = run_cli(source, "-m", "tiny", "--runs-dir", runs, "-o", tmp_path / "o.mp4", "--crop", "1,2,3")
-    assert result.exit_code == 2 and "X,Y,WIDTH,HEIGHT" in result.output
+@pytest.mark.parametrize(("crop", "exit_code", "message"), [
+    ("300,0,100,100", 1, "must lie inside the 362x640 frames"),
+    ("1,2,3", 2, "X,Y,WIDTH,HEIGHT"),  # a usage error
+], ids=["outside", "three-numbers"])
+def test_crop_outside_the_frame_is_refused(runs, source, tmp_path, crop, exit_code, message):
+    result = run_cli(source, "-m", "tiny", "--runs-dir", runs, "-o", tmp_path / "o.mp4", "--crop", crop)
+    assert result.exit_code == exit_code and message in result.output
+    assert not (tmp_path / "o.mp4").exists()
 
 
-def test_bad_ranges(source):
-    with pytest.raises(UserError, match="has only 36 frames"):
-        frame_range(36, 60.0, "40", None, source)
-    with pytest.raises(UserError, match="holds no frame"):
-        frame_range(36, 60.0, "20", "10", source)
-    with pytest.raises(UserError, match="neither a frame number"):
-        parse_position("ten", 60.0, "start")
+@pytest.mark.parametrize(("start", "end", "message"), [
+    ("40", None, "has only 36 frames"),
+    ("20", "10", "holds no frame"),
+    ("ten", None, "neither a frame number"),
+], ids=["start-past-the-end", "empty-range", "not-a-position"])
+def test_bad_ranges(source, start, end, message):
+    with pytest.raises(UserError, match=message):
+        frame_range(36, 60.0, start, end, source)
 
 
 # ------------------------------------------------------------------------------ pieces
@@ -393,31 +398,26 @@ def test_poses_file_replaces_detection_without_importing_mediapipe(runs, source,
     assert probe(part).frame_count == 20
 
 
-def test_poses_that_do_not_belong_to_the_source_are_refused(runs, source, tmp_path):
+@pytest.mark.parametrize(("write", "given", "options", "messages"), [
+    (lambda p: moving_poses(30).save(p), "p.npz", [],
+     ("{poses} holds poses for 30 frames but {source} has 36 frames",)),
+    (lambda p: moving_poses(SOURCE_FRAMES, size=(720, 1280)).save(p), "p.npz", [],
+     ("720x1280 frames but", "is 362x640")),
+    (lambda p: PoseSequence.empty(SOURCE_FRAMES, (362, 640), 60.0).save(p), "p.npz", [],
+     ("has no pose in any of the 36 frames",)),
+    (None, "nope.npz", [], ("nope.npz does not exist",)),
+    (None, ".", [], ("is a folder without keypoints.npz",)),
+    (lambda p: moving_poses(SOURCE_FRAMES).save(p), "p.npz", ["--crop", "0,0,200,300"],
+     ("cannot be combined with --poses",)),
+], ids=["frame-count", "frame-size", "no-pose", "missing-file", "folder-without-file", "with-crop"])
+def test_poses_that_do_not_belong_to_the_source_are_refused(runs, source, tmp_path, write, given, options,
+                                                            messages):
     out = tmp_path / "out.mp4"
-    short = tmp_path / "short.npz"
-    moving_poses(30).save(short)
-    result = run_cli(source, "-m", "tiny", "--runs-dir", runs, "-o", out, "--poses", short)
+    poses = tmp_path / given
+    if write is not None:
+        write(poses)
+    result = run_cli(source, "-m", "tiny", "--runs-dir", runs, "-o", out, "--poses", poses, *options)
     assert result.exit_code == 1
-    assert f"{short} holds poses for 30 frames but {source} has 36 frames" in result.output
-
-    other_size = tmp_path / "size.npz"
-    moving_poses(SOURCE_FRAMES, size=(720, 1280)).save(other_size)
-    result = run_cli(source, "-m", "tiny", "--runs-dir", runs, "-o", out, "--poses", other_size)
-    assert result.exit_code == 1 and "720x1280 frames but" in result.output and "is 362x640" in result.output
-
-    empty = tmp_path / "empty.npz"
-    PoseSequence.empty(SOURCE_FRAMES, (362, 640), 60.0).save(empty)
-    result = run_cli(source, "-m", "tiny", "--runs-dir", runs, "-o", out, "--poses", empty)
-    assert result.exit_code == 1 and "has no pose in any of the 36 frames" in result.output
-
-    result = run_cli(source, "-m", "tiny", "--runs-dir", runs, "-o", out, "--poses", tmp_path / "nope.npz")
-    assert result.exit_code == 1 and "nope.npz does not exist" in result.output
-    result = run_cli(source, "-m", "tiny", "--runs-dir", runs, "-o", out, "--poses", tmp_path)
-    assert result.exit_code == 1 and "is a folder without keypoints.npz" in result.output
-
-    good = tmp_path / "good.npz"
-    moving_poses(SOURCE_FRAMES).save(good)
-    result = run_cli(source, "-m", "tiny", "--runs-dir", runs, "-o", out, "--poses", good, "--crop", "0,0,200,300")
-    assert result.exit_code == 1 and "cannot be combined with --poses" in result.output
+    for message in messages:
+        assert message.format(poses=poses, source=source) in result.output, result.output
     assert not out.exists()
