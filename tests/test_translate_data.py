@@ -43,15 +43,16 @@ def test_paired_folders_list_unpaired_names(tmp_path):
     assert f"only in {tmp_path / 'B'}: only_b1, only_b2." in message
 
 
-def test_empty_and_missing_folders_are_clear_errors(tmp_path):
+@pytest.mark.parametrize(("read", "folder", "message"), [
+    (lambda path: image_folder(path, PREP), "empty", "contains no images"),
+    (lambda path: domain_frames([path], PREP, label="domain A"), "missing", "does not exist"),
+    (lambda path: domain_frames([path], PREP, label="domain B"), "empty", "contains no images"),
+], ids=["image-folder-empty", "domain-missing", "domain-empty"])
+def test_empty_and_missing_folders_are_clear_errors(tmp_path, read, folder, message):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("not an image")
-    with pytest.raises(UserError, match="contains no images"):
-        image_folder(tmp_path / "empty", PREP)
-    with pytest.raises(UserError, match="does not exist"):
-        domain_frames([tmp_path / "missing"], PREP, label="domain A")
-    with pytest.raises(UserError, match="contains no images"):
-        domain_frames([tmp_path / "empty"], PREP, label="domain B")
+    with pytest.raises(UserError, match=message):
+        read(tmp_path / folder)
 
 
 def test_mixed_sizes_are_resized_and_noted(tmp_path):
