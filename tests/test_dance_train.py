@@ -20,7 +20,8 @@ from vid2vid_app.cli.dance import dance
 from vid2vid_app.config import to_dict
 from vid2vid_app.dance.config import canvas_size, final_canvas, make_config, parse_steps
 from vid2vid_app.dance.dataset import StagePoses, TemporalPairDataset, downscale_frame
-from vid2vid_app.dance.model import DanceModel, read_model_file, resolve_model_path
+from vid2vid_app.dance.model import DanceModel, read_model_file
+from vid2vid_app.runs import resolve_model_path
 from vid2vid_app.dance.prepare import prepare_dance_data, split_frames
 from vid2vid_app.errors import UserError
 from vid2vid_app.imaging import to_tensor
@@ -221,7 +222,7 @@ def test_train_writes_a_model_that_loads(clips, tmp_path):
     assert "global: 3 steps" in result.output and "local: 2 steps" in result.output
     assert "val_psnr" in result.output
     model_path = runs / "kid" / "model.pt"
-    assert resolve_model_path("kid", runs) == model_path
+    assert resolve_model_path("kid", runs, "dance") == model_path
     model = DanceModel.load(model_path, "cpu")
     assert model.resolution == (128, 256) and model.target_size == (180, 320)
     assert model.stage == "local" and model.face_generator is None
@@ -395,12 +396,12 @@ def test_unknown_model_name_lists_the_models(tmp_path):
     torch.save({}, tmp_path / "alice" / "model.pt")
     (tmp_path / "unfinished").mkdir()
     with pytest.raises(UserError, match=r"unknown model 'bob'.*alice"):
-        resolve_model_path("bob", tmp_path)
+        resolve_model_path("bob", tmp_path, "dance")
     with pytest.raises(UserError, match="--resume"):
-        resolve_model_path("unfinished", tmp_path)
+        resolve_model_path("unfinished", tmp_path, "dance")
     with pytest.raises(UserError, match="not a `dance train` model"):
         DanceModel.load(tmp_path / "alice" / "model.pt")
-    assert resolve_model_path(tmp_path / "alice", None) == tmp_path / "alice" / "model.pt"
+    assert resolve_model_path(tmp_path / "alice", None, "dance") == tmp_path / "alice" / "model.pt"
 
 
 def test_loss_weights_reach_the_objectives():

@@ -50,7 +50,8 @@ def test_resolve_names_paths_and_unfinished_runs(tmp_path):
         resolve_model_path("halfway", runs)
     with pytest.raises(UserError, match=r"models in .*: night2day\)"):
         resolve_model_path("day2night", runs)
-    assert [(i.name, i.mode, i.directions) for i in list_models(runs)] == [("night2day", "cyclegan", ("AtoB", "BtoA"))]
+    assert [(r.name, r.details["mode"], r.details["directions"]) for r in list_models(runs)] == [
+        ("night2day", "cyclegan", ("AtoB", "BtoA"))]
 
 
 def test_other_generator_files(tmp_path):

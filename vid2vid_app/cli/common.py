@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 
 import click
 
+from ..config import X264_PRESETS
 from ..errors import UserError
 
 
@@ -50,8 +50,6 @@ def device_option(func):
 
 
 def encoder_preset_option(func):
-    from ..video.writer import X264_PRESETS
-
     return click.option("--encoder-preset", type=click.Choice(X264_PRESETS), default="medium", show_default=True,
                         help="x264 speed preset of video outputs: faster presets keep up with a GPU "
                              "(veryfast encodes about 2.3x faster than medium, files slightly larger "
@@ -63,8 +61,19 @@ def runs_dir_option(func):
                         help="Folder of trained models [default: $VID2VID_RUNS or ./runs].")(func)
 
 
-def default_runs_dir(runs_dir: Path | None) -> Path:
-    """--runs-dir, else $VID2VID_RUNS, else ./runs."""
-    if runs_dir is not None:
-        return Path(runs_dir)
-    return Path(os.environ.get("VID2VID_RUNS", "runs"))
+def threads_option(func):
+    """``--threads N`` for a command that computes: the CPU threads are set (PyTorch, OpenCV) by
+    :func:`vid2vid_app.device.configure_threads` before the command's body runs. Put it above
+    ``user_errors`` and below ``click.command``; the body does not receive ``threads``."""
+
+    @functools.wraps(func)
+    def with_threads(*args, threads: int | None = None, **kwargs):
+        from ..device import configure_threads
+
+        configure_threads(threads)
+        return func(*args, **kwargs)
+
+    return click.option(
+        "--threads", type=click.IntRange(min=1), default=None,
+        help="CPU threads for PyTorch and OpenCV [default: the cores not busy with other processes at "
+             "start, or $OMP_NUM_THREADS].")(with_threads)

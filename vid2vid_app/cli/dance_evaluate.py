@@ -7,11 +7,11 @@ from pathlib import Path
 import click
 
 from .common import (
-    default_runs_dir,
     device_option,
     overwrite_option,
     quiet_option,
     runs_dir_option,
+    threads_option,
     user_errors,
 )
 
@@ -34,6 +34,7 @@ from .common import (
 @runs_dir_option
 @overwrite_option
 @quiet_option
+@threads_option
 @user_errors
 def evaluate_cmd(video: Path | None, model: str, json_path: Path | None, lpips_weights: Path | None,
                  lpips_net: str, max_frames: int | None, no_pose: bool, device: str, runs_dir: Path | None,
@@ -51,7 +52,7 @@ def evaluate_cmd(video: Path | None, model: str, json_path: Path | None, lpips_w
         check_output_path(json_path, overwrite)
     options = EvalOptions(video=video, lpips_weights=lpips_weights, lpips_net=lpips_net, max_frames=max_frames,
                           pose=not no_pose, device=device, quiet=quiet)
-    report = evaluate(model, options, runs_dir=default_runs_dir(runs_dir))
+    report = evaluate(model, options, runs_dir=runs_dir)
     if json_path is not None:
         write_json_atomic(json_path, report.to_json())
     # The table is the command's result, so it is printed even with --quiet (which only silences

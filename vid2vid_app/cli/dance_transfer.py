@@ -7,12 +7,12 @@ from pathlib import Path
 import click
 
 from .common import (
-    default_runs_dir,
     device_option,
     encoder_preset_option,
     overwrite_option,
     quiet_option,
     runs_dir_option,
+    threads_option,
     user_errors,
 )
 
@@ -71,6 +71,7 @@ def parse_crop(text: str | None) -> tuple[int, int, int, int] | None:
 @runs_dir_option
 @overwrite_option
 @quiet_option
+@threads_option
 @user_errors
 def transfer_cmd(source: Path, model: str, output: Path, side_by_side: str | None, start: str | None,
                  end: str | None, crop: str | None, poses: Path | None, no_normalize: bool, quality: int,
@@ -93,6 +94,6 @@ def transfer_cmd(source: Path, model: str, output: Path, side_by_side: str | Non
         start=start, end=end, normalize=not no_normalize, side_by_side=side_by_side_path(side_by_side, output),
         crop=parse_crop(crop), poses=poses, device=device, quality=quality,
         encoder_preset=encoder_preset, quiet=quiet, overwrite=overwrite)
-    report = transfer(source, model, output, options, runs_dir=default_runs_dir(runs_dir))
+    report = transfer(source, model, output, options, runs_dir=runs_dir)
     if not quiet:
         click.echo(report.summary())

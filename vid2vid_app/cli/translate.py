@@ -18,12 +18,12 @@ import click
 
 from ..errors import UserError
 from .common import (
-    default_runs_dir,
     device_option,
     encoder_preset_option,
     overwrite_option,
     quiet_option,
     runs_dir_option,
+    threads_option,
     user_errors,
 )
 
@@ -89,7 +89,7 @@ def _load(model: str, runs_dir: Path | None, device: str, ref: dict):
     from ..device import resolve_device
     from ..translate.model import load_model, resolve_model_path
 
-    path = resolve_model_path(model, default_runs_dir(runs_dir))
+    path = resolve_model_path(model, runs_dir)
     return load_model(path, resolve_device(device), **ref)
 
 
@@ -130,6 +130,7 @@ def _load(model: str, runs_dir: Path | None, device: str, ref: dict):
 @device_option
 @overwrite_option
 @quiet_option
+@threads_option
 @user_errors
 def run_cmd(input_path: Path, output: Path, model: str, direction: str | None, expect_mode: str | None,
             size: str | None, batch_size: int, side_by_side: bool, temporal: bool, temporal_strength: float,
@@ -231,6 +232,7 @@ _RESUME_ALLOWED = {"steps", "decay_steps", "device", "num_workers", "checkpoint_
 @device_option
 @overwrite_option
 @quiet_option
+@threads_option
 @click.pass_context
 @user_errors
 def train_cmd(ctx: click.Context, mode: str | None, name: str, preset: str, paired, aligned, paired_video,
@@ -241,13 +243,14 @@ def train_cmd(ctx: click.Context, mode: str | None, name: str, preset: str, pair
     Runs under `torchrun --nproc_per_node N` too: rank 0 prepares the run and prints; all ranks train.
     """
     from ..config import to_dict
+    from ..runs import run_folder
     from ..training.distributed import is_main_process
     from ..translate.config import DataSpec, make_config
     from ..translate.train import load_settings, prepare_data, train_translation
 
     quiet = quiet or not is_main_process()  # under torchrun, rank 0 alone prints
 
-    run_dir = default_runs_dir(runs_dir) / name
+    run_dir = run_folder(name, runs_dir)
     data = None
     if paired or aligned or paired_video or domain_a or domain_b:
         data = DataSpec(paired=tuple(str(p) for p in paired or ()), aligned=str(aligned) if aligned else None,
@@ -315,16 +318,19 @@ def train_cmd(ctx: click.Context, mode: str | None, name: str, preset: str, pair
 @user_errors
 def list_cmd(runs_dir: Path | None) -> None:
     """List the translate models in the runs folder (name, mode, directions, training size, arch)."""
+    from ..runs import runs_dir as resolve_runs_dir
     from ..translate.model import list_models
 
-    folder = default_runs_dir(runs_dir)
-    infos = list_models(folder)
-    if not infos:
+    folder = resolve_runs_dir(runs_dir)
+    records = list_models(folder)
+    if not records:
         click.echo(f"no translate models in {folder}")
         return
     rows = [("NAME", "MODE", "DIRECTIONS", "TRAIN SIZE", "ARCH")]
-    rows += [(i.name, i.mode, ",".join(i.directions), f"{i.train_size}x{i.train_size}" if i.train_size else "?",
-              i.arch) for i in infos]
+    for r in records:
+        size = r.details.get("train_size")
+        rows.append((r.name, r.details["mode"], ",".join(r.details["directions"]), f"{size}x{size}" if size else "?",
+                     r.details["arch"]))
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
@@ -343,6 +349,7 @@ def list_cmd(runs_dir: Path | None) -> None:
 @reference_options
 @runs_dir_option
 @overwrite_option
+@threads_option
 @user_errors
 def export_cmd(model: str, onnx_path: Path, direction: str | None, opset: int, arch, ngf, norm, n_blocks, n_downs,
                runs_dir: Path | None, overwrite: bool) -> None:

@@ -27,59 +27,14 @@ import numpy as np
 import torch
 
 from ..config import from_dict, to_dict
-from .config import DanceConfig
 from ..device import autocast, autocast_dtype, resolve_device
 from ..errors import UserError
 from ..fileio import atomic_path
 from ..imaging import Letterbox, crop_to, pad_to_multiple
+from .config import DanceConfig
 
-MODEL_FILENAME = "model.pt"
 MODEL_KIND = "vid2vid_app.dance_model"
 MODEL_FORMAT_VERSION = 1
-
-
-def default_runs_dir(runs_dir: str | os.PathLike | None = None) -> Path:
-    """``runs_dir``, else $VID2VID_RUNS, else ./runs."""
-    if runs_dir is not None:
-        return Path(runs_dir)
-    return Path(os.environ.get("VID2VID_RUNS", "runs"))
-
-
-def list_models(runs_dir: str | os.PathLike | None = None) -> list[str]:
-    """Names of the finished models (folders holding ``model.pt``) in the runs folder, sorted."""
-    root = default_runs_dir(runs_dir)
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if (p / MODEL_FILENAME).is_file())
-
-
-def resolve_model_path(name_or_path: str | os.PathLike, runs_dir: str | os.PathLike | None = None) -> Path:
-    """Find a model file from a name (looked up in ``runs_dir``, else $VID2VID_RUNS, else ./runs),
-    a folder holding ``model.pt``, or a ``.pt`` file. Raises :class:`UserError` otherwise, listing
-    the models that exist for an unknown name."""
-    text = str(name_or_path)
-    path = Path(text)
-    if path.is_file():
-        return path
-    if path.is_dir() and (path / MODEL_FILENAME).is_file():
-        return path / MODEL_FILENAME
-    root = default_runs_dir(runs_dir)
-    looks_like_name = os.sep not in text and "/" not in text and not text.endswith(".pt") and text not in (".", "..")
-    if looks_like_name:
-        candidate = root / text
-        if (candidate / MODEL_FILENAME).is_file():
-            return candidate / MODEL_FILENAME
-        if candidate.is_dir() and not path.is_dir():
-            raise UserError(
-                f"model {text!r} in {root} has no {MODEL_FILENAME} yet (training not finished); "
-                f"continue it with `dance train ... --name {text} --resume`.")
-    if path.is_dir():
-        raise UserError(f"folder {path} holds no {MODEL_FILENAME}; is it a finished `dance train` run?")
-    if not looks_like_name:
-        raise UserError(f"model file {path} does not exist.")
-    names = list_models(root)
-    known = ", ".join(names) if names else "none"
-    raise UserError(f"unknown model {text!r}: no {root / text / MODEL_FILENAME}; models in {root}: {known}.")
 
 
 def letterbox_to_dict(box: Letterbox) -> dict[str, float]:

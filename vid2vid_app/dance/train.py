@@ -19,10 +19,9 @@ from its latest checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
-import re
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,9 +34,10 @@ from ..config import load_json, save_json, to_dict
 from ..device import resolve_device
 from ..errors import UserError
 from ..imaging import to_tensor, to_uint8
+from ..runs import MODEL_FILE, RunState, check_run_folder, open_run, run_folder
 from .config import DanceConfig, final_canvas, validate
 from .dataset import StagePoses, TemporalPairDataset, downscale_frame
-from .model import MODEL_FILENAME, default_runs_dir, refine_faces, save_dance_model
+from .model import refine_faces, save_dance_model
 from .prepare import PreparedData, prepare_dance_data
 
 log = logging.getLogger(__name__)
@@ -90,31 +90,6 @@ class DanceTrainSummary:
 # ---------------------------------------------------------------------------------------------
 # Run folder policy
 # ---------------------------------------------------------------------------------------------
-
-def check_name(name: str) -> str:
-    if not name or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-        raise UserError(f"model name {name!r} must be letters, digits, '.', '_' or '-' (no slashes).")
-    return name
-
-
-def open_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> bool:
-    """Apply the clobber policy to ``run_dir``; returns True when an earlier run is continued."""
-    if not run_dir.exists():
-        return False
-    ours = (run_dir / CONFIG_NAME).is_file()
-    if not ours:
-        if run_dir.is_dir() and not any(run_dir.iterdir()):
-            return False
-        raise UserError(f"{run_dir} exists and is not a `dance train` run folder; choose another --name "
-                        "or --runs-dir.")
-    if resume:
-        return True
-    if overwrite:
-        shutil.rmtree(run_dir)
-        return False
-    raise UserError(f"run {run_dir} already exists; pass --resume to continue it or --overwrite to "
-                    "start again from scratch.")
-
 
 def resolve_config(run_dir: Path, cfg: DanceConfig, continuing: bool, videos: list[Path],
                    notes: list[str] | None = None) -> DanceConfig:
@@ -265,22 +240,14 @@ def train_dance(videos: list[str | Path], name: str, cfg: DanceConfig, *, runs_d
     data and writes the exports, while the others wait for it (:mod:`vid2vid_app.training.distributed`)
     and then read the prepared data; every rank trains.
     """
-    from ..pose.render import RenderStyle
     from ..training import distributed
-    from ..video import probe
 
     t_start = time.perf_counter()
-    check_name(name)
-    videos = [Path(v) for v in videos]
-    if not videos:
-        raise UserError("give at least one target video.")
-    for v in videos:
-        probe(v)  # clear errors for missing or unreadable files before anything is written
-    run_dir = default_runs_dir(runs_dir) / name
+    run_dir = run_folder(name, runs_dir)
+    videos = check_videos(videos)
     dist_info = distributed.setup(cfg.device)
     quiet = quiet or not dist_info.is_main
-    if resume and overwrite:
-        raise UserError("--resume continues a run and --overwrite replaces it; give one of them.")
+    check_run_folder(run_dir, "dance", resume=resume, overwrite=overwrite)  # fail before any work
     notes: list[str] = []
     # Rank 0 reads a resumed run's saved settings before it writes anything; every rank uses them.
     cfg = distributed.run_on_main(
@@ -289,15 +256,47 @@ def train_dance(videos: list[str | Path], name: str, cfg: DanceConfig, *, runs_d
     validate(cfg)
     vgg = make_vgg(cfg, vgg_explicit, notes)  # before any work: a missing weight file fails fast
 
-    def open_run() -> tuple[bool, bool]:
-        continuing = open_run_dir(run_dir, resume=resume, overwrite=overwrite)
-        created = not run_dir.exists()
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if not continuing:
-            save_json(cfg, run_dir / CONFIG_NAME)
-        return continuing, created
+    with contextlib.ExitStack() as run_lock:
+        return _train_in_run(videos, name, cfg, run_dir, run_lock, dist_info, resume=resume, overwrite=overwrite,
+                             quiet=quiet, notes=notes, vgg=vgg, t_start=t_start)
 
-    continuing, created = distributed.run_on_main(open_run, dist_info)
+
+def check_videos(videos: list[str | Path]) -> list[Path]:
+    """Target videos that exist, decode and are distinct; UserError otherwise, before anything is written."""
+    from ..video import probe
+
+    paths = [Path(v) for v in videos]
+    if not paths:
+        raise UserError("give at least one target video.")
+    seen: dict[Path, Path] = {}
+    for v in paths:
+        probe(v)  # clear errors for missing or unreadable files
+        if v.resolve() in seen:
+            raise UserError(f"{v} is given twice (as {seen[v.resolve()]} too); each target video once, or the "
+                            "held-out frames would repeat training frames.")
+        seen[v.resolve()] = v
+    return paths
+
+
+def _train_in_run(videos: list[Path], name: str, cfg: DanceConfig, run_dir: Path, run_lock: contextlib.ExitStack,
+                  dist_info, *, resume: bool, overwrite: bool, quiet: bool, notes: list[str], vgg,
+                  t_start: float) -> DanceTrainSummary:
+    """The body of :func:`train_dance` once the settings are checked: the run folder is opened (and
+    locked) on rank 0 for as long as ``run_lock`` is held."""
+    from ..pose.render import RenderStyle
+    from ..training import distributed
+    from ..video import probe
+
+    state: list[RunState] = []
+
+    def open_run_folder() -> tuple[bool, bool, list[str]]:
+        state.append(run_lock.enter_context(open_run(run_dir, "dance", resume=resume, overwrite=overwrite)))
+        if not state[0].continuing:
+            save_json(cfg, run_dir / CONFIG_NAME)  # the marker of a dance run, written first
+        return state[0].continuing, state[0].created, state[0].notes
+
+    continuing, _created, open_notes = distributed.run_on_main(open_run_folder, dist_info)
+    notes.extend(open_notes)
 
     # 1. Data (cached in RUNS/NAME/data: rank 0 decodes and detects, the other ranks read its cache).
     info = probe(videos[0])
@@ -305,23 +304,20 @@ def train_dance(videos: list[str | Path], name: str, cfg: DanceConfig, *, runs_d
     canvas = final_canvas(cfg, target_size)
 
     def prepare() -> tuple[PreparedData, np.ndarray, np.ndarray]:
-        try:
-            data = prepare_dance_data(videos, run_dir / "data", canvas, detect_max_side=cfg.detect_max_side,
-                                      smooth_method=cfg.smooth_method, max_gap=cfg.max_gap,
-                                      min_frames=cfg.min_train_frames, quiet=quiet)
-            pairs, val_idx = data.split(cfg.val_fraction)
-            if len(pairs) < max(1, cfg.min_train_frames // 2):
-                raise UserError(f"only {len(pairs)} consecutive frame pairs with a person remain for training "
-                                f"in {', '.join(map(str, videos))} (after holding out {cfg.val_fraction:.0%}); "
-                                "give a longer target video.")
-        except UserError:
-            # Unusable target videos: a run folder created by this call would only block the next try.
-            if created and dist_info.is_main:
-                shutil.rmtree(run_dir, ignore_errors=True)
-            raise
+        # Unusable target videos raise here; open_run then removes the folder it created.
+        data = prepare_dance_data(videos, run_dir / "data", canvas, detect_max_side=cfg.detect_max_side,
+                                  smooth_method=cfg.smooth_method, max_gap=cfg.max_gap,
+                                  min_frames=cfg.min_train_frames, quiet=quiet)
+        pairs, val_idx = data.split(cfg.val_fraction)
+        if len(pairs) < max(1, cfg.min_train_frames // 2):
+            raise UserError(f"only {len(pairs)} consecutive frame pairs with a person remain for training "
+                            f"in {', '.join(map(str, videos))} (after holding out {cfg.val_fraction:.0%}); "
+                            "give a longer target video.")
         return data, pairs, val_idx
 
     data, pairs, val_idx = distributed.main_process_first(prepare, dist_info)
+    if state:
+        state[0].commit()  # the new run's data is good: a run it replaces can go now
     if cfg.preset == "standard" and resolve_device(cfg.device).type == "cpu":
         notes.append("the standard preset on a CPU takes days; --preset tiny is meant for CPUs")
         log.warning(notes[-1])
@@ -342,7 +338,7 @@ def train_dance(videos: list[str | Path], name: str, cfg: DanceConfig, *, runs_d
             body = net
 
     # 3. The model file.
-    model_path = run_dir / MODEL_FILENAME
+    model_path = run_dir / MODEL_FILE
     resolution = canvas
     n_train, n_val = len(pairs), len(val_idx)
     distributed.run_on_main(lambda: save_dance_model(

@@ -477,11 +477,12 @@ def _check_paths(source: Path, output: Path, side_by_side: Path | None, overwrit
 def load_model(model: Any, device: str | None = "auto", runs_dir: str | os.PathLike | None = None):
     """A :class:`~vid2vid_app.dance.model.DanceModel` from a model object (returned as
     is), a name in ``runs_dir``, a run folder or a model file."""
-    from .model import DanceModel, resolve_model_path
+    from ..runs import resolve_model_path
+    from .model import DanceModel
 
     if isinstance(model, DanceModel):
         return model
-    return DanceModel.load(resolve_model_path(model, runs_dir), device=device)
+    return DanceModel.load(resolve_model_path(model, runs_dir, "dance"), device=device)
 
 
 def transfer(source: str | os.PathLike, model: Any, output: str | os.PathLike,

@@ -28,10 +28,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from .. import runs
 from ..errors import UserError
+from ..runs import ModelRecord
 
 APP = "translate"
-MODEL_FILE = "model.pt"
 DIRECTIONS = ("AtoB", "BtoA")
 
 
@@ -182,44 +183,9 @@ def _from_reference(path: Path, state: dict[str, torch.Tensor], arch: str | None
 # Names, runs folder, listing
 
 
-def resolve_model_path(name_or_path: str | os.PathLike, runs_dir: str | Path) -> Path:
-    """A model file from ``--model``: a file path, a folder holding model.pt, or a run name in
-    ``runs_dir``. UserError listing the models that exist when nothing matches."""
-    raw = Path(name_or_path)
-    runs_dir = Path(runs_dir)
-    if raw.is_file():
-        return raw
-    if raw.is_dir():
-        if (raw / MODEL_FILE).is_file():
-            return raw / MODEL_FILE
-        raise UserError(f"{raw} holds no {MODEL_FILE}; has its training finished?")
-    run = runs_dir / str(name_or_path)
-    if (run / MODEL_FILE).is_file():
-        return run / MODEL_FILE
-    if run.is_dir() and raw.name == str(name_or_path):
-        raise UserError(f"run {name_or_path!r} in {runs_dir} has no {MODEL_FILE} yet: its training has not "
-                        f"finished (continue it with: translate-video train --name {name_or_path} "
-                        f"--runs-dir {runs_dir} --resume).")
-    names = [info.name for info in list_models(runs_dir)]
-    known = f"models in {runs_dir}: {', '.join(names)}" if names else f"no translate models in {runs_dir}"
-    raise UserError(f"no model file or model named {str(name_or_path)!r} ({known}).")
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """One row of ``translate-video list``."""
-
-    name: str
-    path: Path
-    mode: str
-    directions: tuple[str, ...]
-    train_size: int | None
-    arch: str
-
-
-def read_info(path: Path, name: str | None = None) -> ModelInfo | None:
-    """Header of one of our model files (memory-mapped: weights are not read); None when the file is
-    not a translate model."""
+def describe_model(path: Path) -> dict[str, Any] | None:
+    """What ``translate-video list`` shows of one model file (read memory-mapped: weights are not
+    loaded): mode, directions, train_size, arch. None when the file is not a translate model."""
     try:
         data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # noqa: BLE001
@@ -230,18 +196,16 @@ def read_info(path: Path, name: str | None = None) -> ModelInfo | None:
     directions = tuple(sorted((meta.get("directions") or {"main": meta.get("direction", "AtoB")}).values(),
                               key=lambda d: DIRECTIONS.index(d) if d in DIRECTIONS else 9))
     arch = (data.get("generator_config") or {}).get("arch", "?")
-    return ModelInfo(name=name or path.parent.name, path=path, mode=str(meta.get("mode", "?")),
-                     directions=directions, train_size=meta.get("train_size"), arch=str(arch))
+    return {"mode": str(meta.get("mode", "?")), "directions": directions, "train_size": meta.get("train_size"),
+            "arch": str(arch)}
 
 
-def list_models(runs_dir: str | Path) -> list[ModelInfo]:
-    """Translate models found as ``runs_dir/*/model.pt`` (other runs, e.g. dance models, skipped)."""
-    runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
-        return []
-    infos = []
-    for candidate in sorted(runs_dir.glob(f"*/{MODEL_FILE}")):
-        info = read_info(candidate)
-        if info is not None:
-            infos.append(info)
-    return infos
+def list_models(runs_dir: str | Path | None) -> list[ModelRecord]:
+    """Translate models in the runs folder (other runs, e.g. dance models, skipped); ``details``
+    as :func:`describe_model` gives them."""
+    return runs.list_models(runs_dir, "translate", describe_model)
+
+
+def resolve_model_path(name_or_path: str | os.PathLike, runs_dir: str | Path | None) -> Path:
+    """The translate model file ``--model`` means (see :func:`vid2vid_app.runs.resolve_model_path`)."""
+    return runs.resolve_model_path(name_or_path, runs_dir, "translate", describe_model)

@@ -14,9 +14,9 @@ run folder, writes its files and the model, while the others wait for it (see
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +28,7 @@ from torch import nn
 
 from ..config import from_dict, to_dict
 from ..errors import UserError
+from ..runs import MODEL_FILE, check_run_folder, open_run
 from .config import TranslateConfig, validate
 from .data import (
     PairedDataset,
@@ -40,7 +41,7 @@ from .data import (
     split_validation,
     stack_pairs,
 )
-from .model import MODEL_FILE, save_model
+from .model import save_model
 
 SETTINGS_FILE = "translate.json"
 
@@ -199,23 +200,10 @@ def load_settings(run_dir: Path) -> TranslateConfig:
         raise UserError(f"{path} is not readable JSON ({exc}).") from None
 
 
-def open_run_dir(run_dir: Path, cfg: TranslateConfig, *, resume: bool, overwrite: bool) -> None:
-    """The clobber policy: an existing, non-empty ``run_dir`` is refused unless ``resume`` (continue
-    it) or ``overwrite`` (delete it first, unless training data lives inside it)."""
-    if resume or not (run_dir.exists() and any(run_dir.iterdir())):
-        return
-    if not overwrite:
-        raise UserError(f"run {run_dir.name!r} already exists in {run_dir.parent}; pass --resume to continue it "
-                        "or --overwrite to start over.")
+def data_sources(cfg: TranslateConfig) -> tuple[str, ...]:
+    """Every training input path of ``cfg`` (which ``--overwrite`` must never delete)."""
     spec = cfg.data
-    sources = [*spec.paired, *spec.paired_video, *spec.domain_a, *spec.domain_b]
-    if spec.aligned:
-        sources.append(spec.aligned)
-    root = run_dir.resolve()
-    for src in sources:
-        if root == Path(src).resolve() or root in Path(src).resolve().parents:
-            raise UserError(f"{src} lies inside the run folder {run_dir}; --overwrite would delete training data.")
-    shutil.rmtree(run_dir)
+    return (*spec.paired, *spec.paired_video, *spec.domain_a, *spec.domain_b, *((spec.aligned,) if spec.aligned else ()))
 
 
 def train_translation(cfg: TranslateConfig, run_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
@@ -227,7 +215,7 @@ def train_translation(cfg: TranslateConfig, run_dir: str | Path, *, resume: bool
     data (e.g. images that were resized) go to log.txt and to ``log`` (e.g. the console). Under
     torchrun, only rank 0 touches the run folder, shows progress and calls ``log``.
     """
-    from ..training import TrainConfig, distributed, train
+    from ..training import distributed
 
     validate(cfg)
     run_dir = Path(run_dir)
@@ -235,7 +223,9 @@ def train_translation(cfg: TranslateConfig, run_dir: str | Path, *, resume: bool
     quiet = quiet or not info.is_main
     say = log if log is not None and info.is_main else (lambda _msg: None)
     start = time.perf_counter()
-    distributed.run_on_main(lambda: open_run_dir(run_dir, cfg, resume=resume, overwrite=overwrite), info)
+    distributed.run_on_main(lambda: check_run_folder(run_dir, "translate", resume=resume, overwrite=overwrite), info)
+    # The data is read and checked before the run folder is touched, so a bad setting or bad data
+    # never costs the run that --overwrite would replace.
     data = distributed.main_process_first(lambda: prepare_data(cfg, quiet=quiet), info)
     per_process = -(-len(data.train) // info.world_size)  # the items each process sees per epoch
     batch_size = min(cfg.batch_size, per_process)
@@ -245,6 +235,19 @@ def train_translation(cfg: TranslateConfig, run_dir: str | Path, *, resume: bool
                           + (f", {per_process} per process." if info.enabled else "."))
     for note in data.notes:
         say(f"note: {note}")
+    say(f"data: {', '.join(f'{k} {v}' for k, v in data.sizes.items())}")
+    with contextlib.ExitStack() as run_lock:
+        return _train_in_run(cfg, run_dir, data, batch_size, run_lock, info, resume=resume, overwrite=overwrite,
+                             quiet=quiet, say=say, start=start)
+
+
+def _train_in_run(cfg: TranslateConfig, run_dir: Path, data: PreparedData, batch_size: int,
+                  run_lock: contextlib.ExitStack, info, *, resume: bool, overwrite: bool, quiet: bool,
+                  say: Callable[[str], None], start: float) -> TranslateTrainResult:
+    """Build the networks and train inside ``run_dir``, which rank 0 opens (and locks) for as long as
+    ``run_lock`` is held; then write the model file."""
+    from ..training import TrainConfig, distributed, train
+
     torch.manual_seed(cfg.seed)  # weight initialisation follows --seed, so runs are reproducible
     nets = build_networks(cfg)
     objective = build_objective(cfg, nets)
@@ -255,9 +258,13 @@ def train_translation(cfg: TranslateConfig, run_dir: str | Path, *, resume: bool
                        checkpoint_every=cfg.checkpoint_every)
 
     def write_run_files() -> None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_settings(cfg, run_dir)
-        _append_log(run_dir, [f"note: {n}" for n in data.notes] + [f"data: {json.dumps(data.sizes)}"])
+        state = run_lock.enter_context(open_run(run_dir, "translate", resume=resume, overwrite=overwrite,
+                                                keep_inside=data_sources(cfg)))
+        save_settings(cfg, run_dir)  # the marker of a translate run, written first
+        _append_log(run_dir, [f"note: {n}" for n in [*state.notes, *data.notes]] + [f"data: {json.dumps(data.sizes)}"])
+        for note in state.notes:
+            say(f"note: {note}")
+        state.commit()
 
     distributed.run_on_main(write_run_files, info)
     val_fn = make_val_fn(data.val) if data.val is not None else None
