@@ -164,12 +164,44 @@ def test_folder_sink_same_names_and_atomic(folder, tmp_path):
             sink.write(frame + 1)
     assert sorted(p.name for p in out.iterdir()) == ["img1.png", "img10.png", "img2.png"]
     assert [int(f[0, 0, 0]) for f in open_media(out)] == [11, 21, 31]
-    # Existing output: refused without overwrite; replaced completely with it.
+    # Existing output: refused without overwrite; with it, only the files written are replaced
+    # and the folder's other files stay (a folder may hold a user's own files).
     with pytest.raises(UserError, match="already exists"):
         open_sink(out, src)
+    (out / "notes.txt").write_text("mine")
     with open_sink(out, src, overwrite=True, image_suffix="jpg") as sink:
         sink.write(_solid(5), name="only")
-    assert [p.name for p in out.iterdir()] == ["only.jpg"]
+        sink.write(_solid(6), name="img2")
+    assert sorted(p.name for p in out.iterdir()) == ["img1.png", "img10.png", "img2.jpg", "img2.png",
+                                                     "notes.txt", "only.jpg"]
+    assert (out / "notes.txt").read_text() == "mine"
+    assert int(read_image(out / "only.jpg")[0, 0, 0]) in range(4, 7)
+
+
+def test_folder_sink_overwrite_replaces_same_names_only_and_failure_keeps_the_old(folder, tmp_path):
+    src = open_media(folder)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "img1.png").write_bytes(b"old")
+    (out / "keep.txt").write_text("keep")
+    with pytest.raises(RuntimeError, match="model crashed"):
+        with open_sink(out, src, overwrite=True) as sink:
+            sink.write(_solid(1))
+            raise RuntimeError("model crashed")
+    assert sorted(p.name for p in out.iterdir()) == ["img1.png", "keep.txt"]  # no staging folder left
+    assert (out / "img1.png").read_bytes() == b"old"
+    with open_sink(out, src, overwrite=True) as sink:
+        for frame in src:
+            sink.write(frame)
+    assert sorted(p.name for p in out.iterdir()) == ["img1.png", "img10.png", "img2.png", "keep.txt"]
+    assert (out / "keep.txt").read_text() == "keep"
+    assert np.array_equal(read_image(out / "img1.png"), read_image(folder / "img1.png"))
+
+
+def test_folder_sink_inside_its_input_folder_is_refused(folder):
+    with pytest.raises(UserError, match="inside the input folder"):
+        open_sink(folder / "translated", open_media(folder), overwrite=True)
+    assert not (folder / "translated").exists()
 
 
 def test_folder_sink_failure_leaves_nothing(folder, tmp_path):

@@ -168,17 +168,27 @@ def read_image(path) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def write_image(path, image: np.ndarray) -> None:
-    """Write uint8 HWC RGB to ``path`` atomically (format from the suffix)."""
-    from .fileio import write_bytes_atomic
-
-    suffix = Path(path).suffix.lower() or ".png"
+def encode_image(image: np.ndarray, suffix: str) -> bytes:
+    """uint8 HWC RGB -> the bytes of an image file of ``suffix`` (".png", ".jpg", ...)."""
+    suffix = suffix.lower() or ".png"
     if suffix not in IMAGE_SUFFIXES:
-        raise ValueError(f"cannot write an image to {path}: use one of {', '.join(IMAGE_SUFFIXES)}")
+        raise ValueError(f"unknown image suffix {suffix!r}: use one of {', '.join(IMAGE_SUFFIXES)}")
     ok, buf = cv2.imencode(suffix, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if not ok:
         raise ValueError(f"cannot encode image as {suffix}")
-    write_bytes_atomic(path, buf.tobytes())
+    return buf.tobytes()
+
+
+def write_image(path, image: np.ndarray, *, replace: bool = True) -> None:
+    """Write uint8 HWC RGB to ``path`` atomically (format from the suffix; ``replace=False``
+    refuses a file that appeared meanwhile, see :func:`vid2vid_app.fileio.atomic_path`)."""
+    from .fileio import write_bytes_atomic
+
+    try:
+        data = encode_image(image, Path(path).suffix)
+    except ValueError as exc:
+        raise ValueError(f"cannot write an image to {path}: {exc}") from None
+    write_bytes_atomic(path, data, replace=replace)
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
-from .fileio import check_output_path, umask
-from .imaging import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_image, resize_max_side, write_image
+from .fileio import TEMP_MARK, check_not_input, check_output_path, os_error_message, umask
+from .imaging import IMAGE_SUFFIXES, VIDEO_SUFFIXES, encode_image, read_image, resize_max_side, write_image
 from .video import VideoInfo, VideoReader, VideoWriter
 
 KINDS = ("video", "image", "folder")
@@ -171,7 +171,9 @@ class MediaSink:
     ``write(frame, name=None)`` takes a uint8 (H, W, 3) RGB frame; for folders, ``name`` is the
     file stem (default: the source's name for that frame index). :meth:`close` puts the complete
     output in place; leaving the ``with`` block through an exception, or :meth:`abort`, leaves
-    nothing at ``path`` (an existing output being overwritten stays as it was).
+    nothing at ``path`` (an existing output being overwritten stays as it was). Writing into an
+    existing folder (``overwrite``) replaces only the files of the frames' names; the folder's
+    other files are kept.
     """
 
     def __init__(self, path: Path, kind: str, *, names: list[str] | None = None,
@@ -186,10 +188,17 @@ class MediaSink:
         self._overwrite = overwrite
         self._closed = False
         self._tmp_dir: Path | None = None
+        self._merge = False
         self._used: set[str] = set()
         self._image: np.ndarray | None = None
         if kind == "folder":
-            self._tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+            # A new output folder is built beside its final place and renamed into it whole; frames
+            # for an existing folder (--overwrite) are staged inside it and then replace only the
+            # files of the same names, so the folder's other files stay. The pid in the name lets
+            # a later run remove the staging folder of a killed process (fileio.remove_stale_temps).
+            self._merge = path.is_dir()
+            self._tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}-", suffix=TEMP_MARK,
+                                                  dir=path if self._merge else path.parent))
             # mkdtemp makes the folder private (0700); the output gets a plain folder's permissions.
             os.chmod(self._tmp_dir, 0o777 & ~umask())
 
@@ -210,7 +219,11 @@ class MediaSink:
             if file_name in self._used:
                 raise ValueError(f"two frames are both named {file_name!r} in {self.path}")
             self._used.add(file_name)
-            write_image(self._tmp_dir / file_name, frame)
+            data = encode_image(frame, suffix)
+            try:
+                (self._tmp_dir / file_name).write_bytes(data)
+            except OSError as exc:
+                raise UserError(os_error_message(exc, self.path / file_name)) from None
         self.frames_written += 1
 
     def close(self) -> None:
@@ -224,26 +237,26 @@ class MediaSink:
         if self.kind == "video":
             self._video.close()
         elif self.kind == "image":
-            write_image(self.path, self._image)
+            write_image(self.path, self._image, replace=self._overwrite)
         else:
-            self._replace_folder()
+            self._finish_folder()
 
-    def _replace_folder(self) -> None:
-        trash = None
+    def _finish_folder(self) -> None:
+        """Put the staged frames in place: a new folder is renamed into place whole; into an
+        existing folder each staged file replaces the file of its name (each one atomically)."""
         try:
-            if self.path.exists():
-                # Move the old output aside first, so a failed rename can be undone.
-                trash = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".old", dir=self.path.parent))
-                os.replace(self.path, trash / "old")
-            os.replace(self._tmp_dir, self.path)
+            if not self._merge:
+                if self.path.exists():
+                    raise UserError(f"{self.path} appeared while this command was writing it and was left as "
+                                    "it is; pass --overwrite to write into it.")
+                os.rename(self._tmp_dir, self.path)
+                return
+            for staged in sorted(self._tmp_dir.iterdir()):
+                os.replace(staged, self.path / staged.name)
         except OSError as exc:
-            if trash is not None and (trash / "old").exists() and not self.path.exists():
-                os.replace(trash / "old", self.path)
-            shutil.rmtree(self._tmp_dir, ignore_errors=True)
-            raise UserError(f"cannot move the output into {self.path}: {exc.strerror or exc}.") from None
+            raise UserError(os_error_message(exc, self.path, "move the output into")) from None
         finally:
-            if trash is not None:
-                shutil.rmtree(trash, ignore_errors=True)
+            shutil.rmtree(self._tmp_dir, ignore_errors=True)
 
     def abort(self) -> None:
         """Stop without saving anything."""
@@ -263,13 +276,6 @@ class MediaSink:
             self.close()
         else:
             self.abort()
-
-
-def _same_path(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve()
-    except OSError:
-        return False
 
 
 def open_sink(
@@ -292,13 +298,14 @@ def open_sink(
       (``keep_audio=False`` for none); ``path`` needs a video suffix.
     * image: one image file; ``path`` needs an image suffix.
     * folder: a folder with one image per frame, named like the source's files (their suffix,
-      or ``image_suffix`` such as ``".png"``), built in a temp folder and renamed into place.
+      or ``image_suffix`` such as ``".png"``), built in a temp folder and renamed into place;
+      into an existing folder (``overwrite``) only files of those names are replaced.
 
-    Refuses an existing output unless ``overwrite``, and never writes over ``like`` itself.
+    Refuses an existing output unless ``overwrite``, and never writes over ``like`` itself
+    (nor inside an input folder, see :func:`vid2vid_app.fileio.check_not_input`).
     """
     path = Path(path)
-    if _same_path(path, like.path):
-        raise UserError(f"{path} is the input; choose a different output path.")
+    check_not_input(path, [like.path])
     if like.kind == "video":
         if path.suffix.lower() not in VIDEO_SUFFIXES:
             raise UserError(f"{path}: the input is a video, so the output must be a video file such as .mp4.")
@@ -314,7 +321,7 @@ def open_sink(
         return MediaSink(path, "image")
     if path.exists() and not path.is_dir():
         raise UserError(f"{path} exists and is a file; the output of a folder input must be a folder.")
-    check_output_path(path, overwrite)
+    check_output_path(path, overwrite, folder=True)
     if image_suffix is not None:
         image_suffix = image_suffix if image_suffix.startswith(".") else "." + image_suffix
         if image_suffix.lower() not in IMAGE_SUFFIXES:
