@@ -386,7 +386,8 @@ def test_face_stage_and_old_model_files(clips, tmp_path):
 
     for key in ("render_thickness", "face_box_frac", "val_max_frames"):
         payload["config"].pop(key)
-    torch.save(payload, tmp_path / "old.pt")
+    # The 0.1 file format (a flat dict of kind "vid2vid_app.dance_model") with an older, shorter config.
+    torch.save({**payload, "kind": "vid2vid_app.dance_model", "format_version": 1}, tmp_path / "old.pt")
     old = DanceModel.load(tmp_path / "old.pt", "cpu")
     assert old.config["face_box_frac"] == 2.0 and old.config["ngf"] == model.config["ngf"]
 

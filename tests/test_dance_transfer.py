@@ -249,8 +249,8 @@ def test_model_file_from_an_older_config_still_transfers(runs, source, tmp_path)
     transfers; missing fields take their defaults."""
     payload = torch.load(runs / "tiny" / "model.pt", weights_only=True)
     for key in ("face_size", "face_box_frac", "val_max_frames", "detect_max_side", "videos"):
-        payload["config"].pop(key)
-    payload.pop("data")
+        payload["meta"]["config"].pop(key)
+    payload["meta"].pop("data")
     old = tmp_path / "old" / "model.pt"
     old.parent.mkdir()
     torch.save(payload, old)

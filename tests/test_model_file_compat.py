@@ -57,3 +57,39 @@ def test_v1_model_files_load_and_reproduce_their_outputs():
     with torch.no_grad():
         np.testing.assert_allclose(generator(torch.from_numpy(x["export_in"])).numpy(), expected["export_out"],
                                    atol=1e-5)
+
+
+def test_every_trained_network_is_written_as_a_generator_export(tmp_path):
+    """A dance model re-saved by this version is a generator export (the one model file format),
+    whose metadata keeps what transfer needs; translate-video refuses it by name."""
+    from vid2vid_app.config import from_dict
+    from vid2vid_app.dance.config import DanceConfig
+    from vid2vid_app.dance.model import DanceModel, save_dance_model
+    from vid2vid_app.errors import UserError
+    from vid2vid_app.pose.normalize import BodyStats
+    from vid2vid_app.training import load_generator_export
+    from vid2vid_app.translate.model import load_model
+
+    old = DanceModel.load(FIXTURES / "dance_model_v1.pt")
+    path = save_dance_model(tmp_path / "model.pt", generator=old.generator, face_generator=None,
+                            config=from_dict(DanceConfig, old.config), target_stats=old.target_stats,
+                            render_style=old.render_style, target_size=old.target_size,
+                            resolution=old.resolution, letterbox=old.letterbox, stage=old.stage, data=old.data)
+    raw = torch.load(path, weights_only=True)
+    assert raw["kind"] == "generator" and raw["meta"]["app"] == "dance"
+    generator, meta = load_generator_export(path)
+    assert meta["resolution"] == list(old.resolution)
+    assert BodyStats.from_json(meta["target_stats"]) == old.target_stats
+    again = DanceModel.load(path)
+    w, h = again.resolution
+    x = _inputs(h, w)
+    expected = np.load(FIXTURES / "expected_outputs.npz")["dance_out"]
+    out = again.generate(torch.from_numpy(x["dance_pose"]), torch.from_numpy(x["dance_prev"])).numpy()
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+    for dance_file in (path, FIXTURES / "dance_model_v1.pt"):
+        try:
+            load_model(dance_file)
+        except UserError as exc:
+            assert "use it with `dance transfer`" in str(exc)
+        else:
+            raise AssertionError("translate-video loaded a dance model")

@@ -29,12 +29,12 @@ import torch
 from ..config import from_dict, to_dict
 from ..device import autocast, autocast_dtype, resolve_device
 from ..errors import UserError
-from ..fileio import atomic_path
 from ..imaging import Letterbox, crop_to, pad_to_multiple
 from .config import DanceConfig
 
-MODEL_KIND = "vid2vid_app.dance_model"
-MODEL_FORMAT_VERSION = 1
+APP = "dance"  # meta["app"] of a dance model file
+LEGACY_KIND = "vid2vid_app.dance_model"  # the model file of version 0.1 (still read)
+LEGACY_FORMAT_VERSION = 1
 
 
 def letterbox_to_dict(box: Letterbox) -> dict[str, float]:
@@ -75,19 +75,14 @@ def save_dance_model(path: str | os.PathLike, *, generator: torch.nn.Module,
                      face_generator: torch.nn.Module | None, config: DanceConfig, target_stats,
                      render_style, target_size: tuple[int, int], resolution: tuple[int, int],
                      letterbox: Letterbox, stage: str, data: dict[str, Any] | None = None) -> Path:
-    """Write the model file atomically (temp file + rename). Tensors are moved to CPU."""
+    """Write the model file: the one generator-export format every trained network uses
+    (:func:`vid2vid_app.training.export_generator`), with the face generator as the extra generator
+    "face" and what transfer needs in ``meta``. Written atomically; tensors moved to the CPU."""
+    from ..training.checkpoint import export_generator
 
-    def cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-        return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
-
-    payload = {
-        "format_version": MODEL_FORMAT_VERSION,
-        "kind": MODEL_KIND,
+    meta = {
+        "app": APP,
         "stage": stage,
-        "generator_config": dict(generator.config),
-        "generator_state": cpu_state(generator),
-        "face_generator_config": dict(face_generator.config) if face_generator is not None else None,
-        "face_generator_state": cpu_state(face_generator) if face_generator is not None else None,
         "config": to_dict(config),
         "target_stats": stats_to_json(target_stats),
         "render_style": to_dict(render_style),
@@ -96,14 +91,17 @@ def save_dance_model(path: str | os.PathLike, *, generator: torch.nn.Module,
         "letterbox": letterbox_to_dict(letterbox),
         "data": data or {},
     }
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-    return path
+    extras = {"face": face_generator} if face_generator is not None else {}
+    return export_generator(path, generator, meta, extra_generators=extras)
 
 
 def read_model_file(path: str | os.PathLike) -> dict[str, Any]:
-    """The raw model dict (``weights_only`` load); :class:`UserError` when it is not a model file."""
+    """The model's contents (``weights_only`` load) as one flat dict: ``generator_config``,
+    ``generator_state``, ``face_generator_config`` / ``_state`` (None without a face stage) and
+    the metadata keys of :func:`save_dance_model`. Reads the generator-export format and the
+    format of version 0.1 (kind "vid2vid_app.dance_model"); :class:`UserError` for anything else."""
+    from ..training.checkpoint import FORMAT_VERSION
+
     path = Path(path)
     if not path.is_file():
         raise UserError(f"model file {path} does not exist.")
@@ -111,12 +109,20 @@ def read_model_file(path: str | os.PathLike) -> dict[str, Any]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not our file"
         raise UserError(f"{path} is not a readable model file ({type(exc).__name__}).") from None
-    if not isinstance(payload, dict) or payload.get("kind") != MODEL_KIND:
+    if not isinstance(payload, dict):
         raise UserError(f"{path} is not a `dance train` model file.")
-    if int(payload.get("format_version", 0)) > MODEL_FORMAT_VERSION:
+    if int(payload.get("format_version", 0)) > max(FORMAT_VERSION, LEGACY_FORMAT_VERSION):
         raise UserError(f"{path} was written by a newer version of vid2vid_app (format "
                         f"{payload['format_version']}); upgrade to load it.")
-    return payload
+    if payload.get("kind") == LEGACY_KIND:
+        return payload
+    meta = payload.get("meta") if payload.get("kind") == "generator" else None
+    if not isinstance(meta, dict) or meta.get("app") != APP:
+        raise UserError(f"{path} is not a `dance train` model file.")
+    face = (payload.get("extra_generators") or {}).get("face")
+    return {**meta, "generator_config": payload["generator_config"], "generator_state": payload["generator_state"],
+            "face_generator_config": face["config"] if face else None,
+            "face_generator_state": face["state"] if face else None}
 
 
 def _build(config: dict[str, Any], state: dict[str, torch.Tensor], path: Path) -> torch.nn.Module:

@@ -3,13 +3,13 @@
 A model file is a generator export of :mod:`vid2vid_app.training.checkpoint` (``kind``
 "generator", loadable with ``torch.load(weights_only=True)``) whose ``meta`` says what it is::
 
-    meta = {"app": "translate", "mode": "pix2pix" | "cyclegan",
+    meta = {"app": "translate", "mode": "pix2pix" | "cyclegan" | "todaygan",
             "direction": "AtoB" | "BtoA",              # the default direction at inference
             "directions": {"main": "AtoB", "G_B": "BtoA"},   # which stored generator runs which way
             "train_size": crop size in pixels, "config": TranslateConfig as a dict, ...}
 
-pix2pix stores its one generator (the trained direction); CycleGAN stores G_A (A->B) as the main
-generator and G_B (B->A) as an extra one, so both directions run from the one file.
+pix2pix stores its one generator (the trained direction); CycleGAN and ToDayGAN store G_A (A->B) as
+the main generator and G_B (B->A) as an extra one, so both directions run from the one file.
 
 ``--model`` may also name a generator checkpoint of pytorch-CycleGAN-and-pix2pix or pix2pixHD
 (a bare state dict such as ``latest_net_G.pth`` / ``latest_net_G_A.pth``; the architecture is
@@ -40,7 +40,7 @@ DIRECTIONS = ("AtoB", "BtoA")
 class TranslateModel:
     """Loaded generators by direction ("AtoB" / "BtoA"), eval mode, on ``device``."""
 
-    mode: str  # "pix2pix", "cyclegan", or "reference" (a foreign single-generator checkpoint)
+    mode: str  # "pix2pix", "cyclegan", "todaygan", or "reference" (a foreign single-generator checkpoint)
     generators: dict[str, nn.Module]
     direction: str  # the default direction
     path: Path
@@ -94,6 +94,15 @@ def _load_file(path: Path) -> Any:
             raise UserError(f"{path} is not a readable model or checkpoint file ({type(exc).__name__}).") from None
 
 
+def _is_dance_model(data: Any) -> bool:
+    """A `dance train` model file: the 0.1 format, or a generator export whose meta says "dance"."""
+    if not isinstance(data, dict):
+        return False
+    meta = data.get("meta")
+    return data.get("kind") == "vid2vid_app.dance_model" or (
+        data.get("kind") == "generator" and isinstance(meta, dict) and meta.get("app") == "dance")
+
+
 def is_translate_model(data: Any) -> bool:
     return (isinstance(data, dict) and data.get("kind") == "generator"
             and isinstance(data.get("meta"), dict) and data["meta"].get("app") == APP)
@@ -110,10 +119,10 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", *, arch: st
     if not path.is_file():
         raise UserError(f"{path} does not exist.")
     data = _load_file(path)
+    if _is_dance_model(data):
+        raise UserError(f"{path} is a motion-transfer model from `dance train`; use it with `dance transfer`.")
     if isinstance(data, dict) and data.get("kind") == "generator":
         model = _from_export(data, path)
-    elif isinstance(data, dict) and data.get("kind") == "vid2vid_app.dance_model":
-        raise UserError(f"{path} is a motion-transfer model from `dance train`; use it with `dance transfer`.")
     elif isinstance(data, dict) and "format_version" in data:
         raise UserError(f"{path} is a training checkpoint ({data.get('kind', 'unknown kind')}), not a model; "
                         "use the run's model.pt (written when training finishes).")
