@@ -265,16 +265,6 @@ def test_outputs_get_plain_file_permissions(video, folder, tmp_path):
     assert stat.S_IMODE(os.stat(tmp_path / "out_frames" / "img1.png").st_mode) == file_mode
 
 
-def test_write_image_needs_an_image_suffix(tmp_path):
-    """The format comes from the file's own suffix, not from a dot in a folder name."""
-    (tmp_path / "run.v2").mkdir()
-    with pytest.raises(ValueError, match="cannot write an image"):
-        write_image(tmp_path / "run.v2" / "grid.txt", _solid(10))
-    write_image(tmp_path / "run.v2" / "grid", _solid(10))  # no suffix: PNG
-    assert np.array_equal(read_image(tmp_path / "run.v2" / "grid"), _solid(10))
-    assert not any(p.name.startswith(".") for p in (tmp_path / "run.v2").iterdir())
-
-
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root reads any file")
 def test_unreadable_image_in_a_folder_is_a_clear_error(folder):
     """A permission problem on one image is a UserError naming it, not an OSError traceback."""
