@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from translate_utils import make_paired_folders
 
 from vid2vid_app.cli.dance import dance
 from vid2vid_app.cli.translate import translate_video
@@ -25,8 +26,6 @@ from vid2vid_app.runs import (
     resolve_model_path,
     run_job,
 )
-
-from translate_utils import make_paired_folders
 
 
 def invoke(group, *args):
@@ -234,3 +233,33 @@ def test_runs_dir_from_the_environment(tmp_path, monkeypatch):
     assert runs_dir(None) == tmp_path and runs_dir(tmp_path / "x") == tmp_path / "x"
     monkeypatch.delenv("VID2VID_RUNS")
     assert runs_dir(None) == Path("runs")
+
+
+def test_steps_for_a_stage_the_run_does_not_train_are_refused(bundled_samples, tmp_path):
+    result = invoke(dance, "train", bundled_samples / "target_cam01.mp4", "--name", "x", "--runs-dir",
+                    tmp_path / "runs", "--preset", "tiny", "--steps", "local=5", "--dry-run")
+    assert result.exit_code == 1
+    assert "trains only global" in result.output and "--stages global,local" in result.output
+
+
+def test_the_same_target_video_twice_is_refused(bundled_samples, tmp_path):
+    video = bundled_samples / "target_cam01.mp4"
+    result = invoke(dance, "train", video, str(video.parent / "." / video.name), "--name", "x", "--runs-dir",
+                    tmp_path / "runs", "--preset", "tiny", "--steps", "1")
+    assert result.exit_code == 1 and "given twice" in result.output
+    assert not (tmp_path / "runs" / "x").exists()
+
+
+def test_resume_names_the_ignored_settings_before_training(bundled_samples, tmp_path, caplog):
+    """The note about settings a resumed run does not use comes before training, not after it."""
+    from vid2vid_app.config import save_json
+    from vid2vid_app.dance.config import make_config
+    from vid2vid_app.dance.train import resolve_config
+
+    run = tmp_path / "runs" / "x"
+    run.mkdir(parents=True)
+    save_json(make_config("tiny"), run / "dance_config.json")
+    notes: list[str] = []
+    with caplog.at_level("WARNING"):
+        resolve_config(run, make_config("tiny", ngf=8), True, [], notes)
+    assert notes and "ngf" in notes[0] and "ngf" in caplog.text

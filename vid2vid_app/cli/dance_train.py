@@ -10,7 +10,16 @@ import click
 from ..config import to_dict
 from ..dance.config import PRESETS, final_canvas, make_config, parse_size, parse_stages, parse_steps
 from ..errors import UserError
-from .common import device_option, overwrite_option, quiet_option, runs_dir_option, user_errors
+from .common import (
+    device_option,
+    overwrite_option,
+    quiet_option,
+    runs_dir_option,
+    threads_option,
+    train_run_options,
+    train_settings,
+    user_errors,
+)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -43,14 +52,16 @@ from .common import device_option, overwrite_option, quiet_option, runs_dir_opti
 @click.option("--amp/--fp32", "amp", default=None,
               help="Mixed precision on CUDA (bf16, or fp16 with a grad scaler) [--amp]; --fp32 turns it off.")
 @click.option("--tensorboard", is_flag=True, help="Also log losses and samples for TensorBoard (pip install tensorboard).")
+@train_run_options
 @click.option("--resume", is_flag=True, help="Continue an interrupted run of the same name (with the settings it was started with).")
 @overwrite_option
 @click.option("--dry-run", is_flag=True, help="Print the resolved configuration and exit.")
 @quiet_option
+@threads_option
 @user_errors
 def train_cmd(videos, name, runs_dir, preset, stages, face, steps, size, ngf, batch_size, lr, device,
               num_workers, vgg_weights, vgg_backbone, no_vgg, seed, checkpoint_every, val_fraction, amp, tensorboard,
-              resume, overwrite, dry_run, quiet) -> None:
+              cpu_bf16, deterministic, sync_bn, resume, overwrite, dry_run, quiet) -> None:
     """Train a per-subject motion-transfer model on TARGET video(s) of one person.
 
     Prepares the data once (cached in RUNS/NAME/data), trains the global generator, the local
@@ -65,9 +76,7 @@ def train_cmd(videos, name, runs_dir, preset, stages, face, steps, size, ngf, ba
     overrides = {
         "size": parse_size(size) if size else None,
         "size_explicit": True if size else None,
-        "ngf": ngf, "batch_size": batch_size, "lr": lr, "device": device, "num_workers": num_workers,
-        "seed": seed, "checkpoint_every": checkpoint_every, "val_fraction": val_fraction,
-        "amp": amp, "tensorboard": tensorboard or None,
+        "ngf": ngf, "val_fraction": val_fraction,
         "vgg_weights": str(vgg_weights) if vgg_weights else None, "vgg_backbone": vgg_backbone,
         "vgg": False if no_vgg else (True if vgg_weights else None),
     }
@@ -76,10 +85,13 @@ def train_cmd(videos, name, runs_dir, preset, stages, face, steps, size, ngf, ba
         stage_names = parse_stages(",".join((*stage_names, "face")))
     overrides["stages"] = stage_names
     if steps:
-        overrides["steps"] = parse_steps(steps, make_config(preset).steps)
+        overrides["steps"] = parse_steps(steps, make_config(preset).steps, stage_names)
     if vgg_weights and no_vgg:
         raise UserError("--vgg-weights and --no-vgg contradict each other; give one.")
-    cfg = make_config(preset, **overrides)
+    train = train_settings(batch_size=batch_size, lr=lr, device=device, num_workers=num_workers, seed=seed,
+                           checkpoint_every=checkpoint_every, amp=amp, tensorboard=tensorboard or None,
+                           cpu_bf16=cpu_bf16, deterministic=deterministic, sync_bn=sync_bn)
+    cfg = make_config(preset, train=train, **overrides)
 
     if dry_run:
         out = to_dict(cfg)

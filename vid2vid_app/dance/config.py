@@ -31,7 +31,9 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
+from ..config import TrainSettings, nest_fields, replace_given
 from ..errors import UserError
 
 STAGES = ("global", "local", "face")
@@ -78,21 +80,11 @@ class DanceConfig:
     vgg_backbone: str = "vgg16"
     vgg_weights: str | None = None
 
-    # Optimisation, per stage.
+    # Optimisation: the length of each stage, then the settings every stage runs with.
     steps: dict[str, int] = field(default_factory=lambda: {"global": 40000, "local": 30000, "face": 10000})
     decay_fraction: float = 0.5
-    batch_size: int = 1
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    seed: int = 0
-    device: str = "auto"
-    num_workers: int = 0
-    amp: bool = True  # CUDA mixed precision (bf16 where supported, else fp16 + grad scaler)
-    tensorboard: bool = False  # also log to TensorBoard (needs the tensorboard extra)
-    log_every: int = 50
-    sample_every: int = 1000
-    checkpoint_every: int = 2000
+    train: TrainSettings = field(default_factory=lambda: TrainSettings(
+        log_every=50, sample_every=1000, checkpoint_every=2000))
 
     # Stick figures: line width relative to the renderer's default (thicker lines survive the
     # low resolutions of the tiny preset).
@@ -114,6 +106,12 @@ class DanceConfig:
 
     def stage_steps(self, stage: str) -> int:
         return int(self.steps.get(stage, 0))
+
+    @staticmethod
+    def upgrade_dict(data: dict[str, Any]) -> dict[str, Any]:
+        """A dance_config.json or model file written before the run settings were nested: its flat
+        ``lr``, ``seed``, ``device``, ... move into ``train``."""
+        return nest_fields(data, "train", TrainSettings)
 
 
 PRESETS: dict[str, dict] = {
@@ -139,30 +137,28 @@ PRESETS: dict[str, dict] = {
         "pose_jitter": 0.02,
         "steps": {"global": 1200, "local": 100, "face": 100},
         "decay_fraction": 0.3,
-        "lr": 1e-3,
-        "batch_size": 4,
-        "amp": False,
-        "log_every": 20,
-        "sample_every": 200,
-        "checkpoint_every": 200,
+        "train": {"lr": 1e-3, "batch_size": 4, "amp": False, "log_every": 20, "sample_every": 200,
+                  "checkpoint_every": 200},
         "val_max_frames": 32,
         "min_train_frames": 8,
     },
 }
 
 
-def make_config(preset: str = "standard", **overrides) -> DanceConfig:
-    """The preset's config with ``overrides`` (field name -> value; ``None`` values ignored)."""
+def make_config(preset: str = "standard", *, train: dict[str, Any] | None = None, **overrides) -> DanceConfig:
+    """The preset's config with ``overrides`` (field name -> value; ``None`` values ignored) and the
+    run settings ``train`` (:class:`TrainSettings` field -> value, ``None`` ignored) on top."""
     if preset not in PRESETS:
         raise UserError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
     values = dict(PRESETS[preset])
-    names = {f.name for f in dataclasses.fields(DanceConfig)}
+    names = {f.name for f in dataclasses.fields(DanceConfig)} - {"train"}
     for key, value in overrides.items():
         if key not in names:
             raise ValueError(f"DanceConfig has no field {key!r}")
         if value is not None:
             values[key] = value
-    cfg = DanceConfig(**values)
+    settings = replace_given(DanceConfig().train, values.pop("train", None))
+    cfg = DanceConfig(**values, train=replace_given(settings, train))
     validate(cfg)
     return cfg
 
@@ -191,8 +187,8 @@ def validate(cfg: DanceConfig) -> None:
     for stage in cfg.stages:
         if cfg.stage_steps(stage) < 1:
             raise UserError(f"stage {stage} needs at least 1 step (got {cfg.stage_steps(stage)}).")
-    if cfg.batch_size < 1:
-        raise UserError(f"--batch-size must be at least 1 (got {cfg.batch_size}).")
+    if cfg.train.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1 (got {cfg.train.batch_size}).")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -212,8 +208,9 @@ def parse_stages(text: str) -> tuple[str, ...]:
     return tuple(s for s in STAGES if s in names)
 
 
-def parse_steps(text: str, base: dict[str, int]) -> dict[str, int]:
-    """"N" (every stage) or "global=N,local=M" (named stages) applied over ``base``."""
+def parse_steps(text: str, base: dict[str, int], stages: tuple[str, ...] | None = None) -> dict[str, int]:
+    """"N" (every stage) or "global=N,local=M" (named stages) applied over ``base``. A stage named
+    here that the run does not train (not in ``stages``) is an error, not silently ignored."""
     steps = dict(base)
     text = (text or "").strip()
     try:
@@ -224,6 +221,9 @@ def parse_steps(text: str, base: dict[str, int]) -> dict[str, int]:
             name, value = (p.strip() for p in part.split("=", 1))
             if name not in STAGES:
                 raise UserError(f"unknown stage {name!r} in --steps; stages are {', '.join(STAGES)}.")
+            if stages is not None and name not in stages:
+                raise UserError(f"--steps sets {name}={value.strip()}, but this run trains only "
+                                f"{', '.join(stages)}; add it with --stages {','.join((*stages, name))}.")
             steps[name] = int(value)
     except ValueError:
         raise UserError(f"--steps {text!r} must be a number or stage=N pairs, e.g. global=600,local=200.") from None

@@ -20,7 +20,6 @@ from its latest checkpoint.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -30,8 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import load_json, save_json, to_dict
-from ..device import resolve_device
+from ..config import changed_fields, load_json, save_json, to_dict
+from ..device import resolve_device, thread_note
 from ..errors import UserError
 from ..imaging import to_tensor, to_uint8
 from ..runs import MODEL_FILE, RunState, check_run_folder, open_run, run_folder
@@ -78,7 +77,7 @@ class DanceTrainSummary:
         out = [f"model {self.name}: {self.model_path}",
                f"data: {self.frames} frames ({self.frames_with_person} with a person), "
                f"{self.train_pairs} training pairs, {self.val_frames} held-out frames",
-               f"resolution {self.resolution[0]}x{self.resolution[1]}, total time {self.seconds:.1f} s"]
+               f"resolution {self.resolution[0]}x{self.resolution[1]}, total time {self.seconds:.1f} s on {thread_note()}"]
         for r in self.stages:
             val = ", ".join(f"{k} {v:.2f}" for k, v in r.val.items()) if r.val else "no validation"
             state = " (already finished)" if r.skipped else ""
@@ -93,23 +92,23 @@ class DanceTrainSummary:
 
 def resolve_config(run_dir: Path, cfg: DanceConfig, continuing: bool, videos: list[Path],
                    notes: list[str] | None = None) -> DanceConfig:
-    """On resume the saved config rules (except the runtime knobs device/num_workers), so that the
+    """On resume the saved config rules (except the runtime knobs train.device/num_workers), so that the
     run continues exactly as it started; settings that differ are named in ``notes``. The target
     videos must be the same ones."""
     if not continuing:
         return cfg
     saved = load_json(DanceConfig, run_dir / CONFIG_NAME)
-    runtime = {"device", "num_workers", "videos"}
-    differing = [f.name for f in dataclasses.fields(DanceConfig)
-                 if f.name not in runtime and getattr(saved, f.name) != getattr(cfg, f.name)]
+    runtime = {"train.device", "train.num_workers", "videos"}
+    differing = [name for name in changed_fields(saved, cfg) if name not in runtime]
     if differing and notes is not None:
         notes.append(f"resuming with the run's saved settings; these given or default settings differ and are "
                      f"not used: {', '.join(differing)} (use --overwrite to start again with them)")
+        log.warning(notes[-1])  # now, not only in the summary after training
     given = [str(v.resolve()) for v in videos]
     if saved.videos and list(saved.videos) != given:
         raise UserError(f"run {run_dir} was trained on {', '.join(saved.videos)}; resume it with the "
                         "same target videos (or use --overwrite to start again).")
-    saved.device, saved.num_workers = cfg.device, cfg.num_workers
+    saved.train.device, saved.train.num_workers = cfg.train.device, cfg.train.num_workers
     return saved
 
 
@@ -245,7 +244,7 @@ def train_dance(videos: list[str | Path], name: str, cfg: DanceConfig, *, runs_d
     t_start = time.perf_counter()
     run_dir = run_folder(name, runs_dir)
     videos = check_videos(videos)
-    dist_info = distributed.setup(cfg.device)
+    dist_info = distributed.setup(cfg.train.device)
     quiet = quiet or not dist_info.is_main
     check_run_folder(run_dir, "dance", resume=resume, overwrite=overwrite)  # fail before any work
     notes: list[str] = []
@@ -318,7 +317,7 @@ def _train_in_run(videos: list[Path], name: str, cfg: DanceConfig, run_dir: Path
     data, pairs, val_idx = distributed.main_process_first(prepare, dist_info)
     if state:
         state[0].commit()  # the new run's data is good: a run it replaces can go now
-    if cfg.preset == "standard" and resolve_device(cfg.device).type == "cpu":
+    if cfg.preset == "standard" and resolve_device(cfg.train.device).type == "cpu":
         notes.append("the standard preset on a CPU takes days; --preset tiny is meant for CPUs")
         log.warning(notes[-1])
     style = RenderStyle(thickness_scale=cfg.render_thickness)
@@ -366,11 +365,7 @@ def train_config(cfg: DanceConfig, stage: str):
     from ..training import TrainConfig
 
     steps = cfg.stage_steps(stage)
-    return TrainConfig(
-        steps=steps, decay_steps=int(round(steps * cfg.decay_fraction)), batch_size=cfg.batch_size,
-        lr=cfg.lr, beta1=cfg.beta1, beta2=cfg.beta2, num_workers=cfg.num_workers, seed=cfg.seed,
-        device=cfg.device, amp=cfg.amp, log_every=cfg.log_every, sample_every=cfg.sample_every,
-        checkpoint_every=cfg.checkpoint_every, tensorboard=cfg.tensorboard)
+    return TrainConfig.for_stage(cfg.train, steps, int(round(steps * cfg.decay_fraction)))
 
 
 def train_stage(stage: str, cfg: DanceConfig, data: PreparedData, pairs: np.ndarray, val_idx: np.ndarray,
@@ -391,7 +386,7 @@ def train_stage(stage: str, cfg: DanceConfig, data: PreparedData, pairs: np.ndar
     heldout = HeldOut(data, val_idx, style, factor, cfg.val_max_frames,
                       face_side=face_side if stage == "face" else None)
     face_pairs = pairs
-    torch.manual_seed(cfg.seed)  # weight initialisation follows --seed, so runs are reproducible
+    torch.manual_seed(cfg.train.seed)  # weight initialisation follows --seed, so runs are reproducible
     if stage == "global":
         G = build_global(cfg)
         D, Dt = build_discriminators(cfg)
@@ -441,7 +436,7 @@ def train_stage(stage: str, cfg: DanceConfig, data: PreparedData, pairs: np.ndar
         export_generator(export_path, generator, {"stage": stage, "steps": steps, "val": val})
         return val
 
-    val = distributed.run_on_main(export, distributed.setup(cfg.device))  # rank 0 writes, every rank gets val
+    val = distributed.run_on_main(export, distributed.setup(cfg.train.device))  # rank 0 writes, every rank gets val
     generator = generator.cpu().eval()
     return StageResult(stage, steps, seconds, val), generator
 
