@@ -126,21 +126,28 @@ def test_existing_output_refused_then_overwritten(runs, tmp_path, shared_samples
     assert read_image(tmp_path / "out.png").shape == (8, 8, 3)  # untouched
     invoke("-m", "p2p", tmp_path / "in.png", "-o", tmp_path / "out.png", "--runs-dir", runs["runs"], "--overwrite")
     assert read_image(tmp_path / "out.png").shape == (32, 64, 3)
+
+
+def test_input_is_never_the_output_even_with_overwrite(runs, tmp_path, shared_samples):
+    image = photo(shared_samples, DAY[0], width=64)[:32]
+    write_image(tmp_path / "in.png", image)
     result = invoke("-m", "p2p", tmp_path / "in.png", "-o", tmp_path / "in.png", "--runs-dir", runs["runs"],
                     "--overwrite", ok=False)
     assert result.exit_code == 1 and "is the input" in result.output
+    assert np.array_equal(read_image(tmp_path / "in.png"), image)  # untouched
 
 
-def test_wrong_mode_and_direction_are_clear_errors(runs, tmp_path, shared_samples):
+@pytest.mark.parametrize(("model", "options", "messages"), [
+    ("cyc", ["--mode", "pix2pix"], ("is a cyclegan model, not pix2pix",)),
+    ("p2p", ["--direction", "BtoA"], ("pix2pix model", "BtoA")),
+    ("nosuch", [], ("cyc, p2p",)),  # the known models are listed
+], ids=["mode", "direction", "unknown-name"])
+def test_wrong_model_mode_or_direction_is_a_clear_error(runs, tmp_path, shared_samples, model, options, messages):
     write_image(tmp_path / "in.png", photo(shared_samples, DAY[0], width=64)[:32])
-    common = [tmp_path / "in.png", "--runs-dir", runs["runs"]]
-    result = invoke("-m", "cyc", *common, "-o", tmp_path / "a.png", "--mode", "pix2pix", ok=False)
-    assert result.exit_code == 1 and "is a cyclegan model, not pix2pix" in result.output
-    result = invoke("-m", "p2p", *common, "-o", tmp_path / "b.png", "--direction", "BtoA", ok=False)
-    assert result.exit_code == 1 and "pix2pix model" in result.output and "BtoA" in result.output
-    result = invoke("-m", "nosuch", *common, "-o", tmp_path / "c.png", ok=False)
-    assert result.exit_code == 1 and "cyc, p2p" in result.output  # the known models are listed
-    assert not any((tmp_path / n).exists() for n in ("a.png", "b.png", "c.png"))
+    result = invoke("-m", model, tmp_path / "in.png", "--runs-dir", runs["runs"], "-o", tmp_path / "out.png",
+                    *options, ok=False)
+    assert result.exit_code == 1 and all(m in result.output for m in messages), result.output
+    assert not (tmp_path / "out.png").exists()
 
 
 def test_list_shows_mode_directions_and_training_size(runs):
@@ -162,7 +169,37 @@ def test_train_refuses_to_clobber_and_resume_continues(runs, tmp_path):
     assert '"step": 5' in (run / "p2p" / "stats.jsonl").read_text()
 
 
-def test_train_bad_inputs(tmp_path, shared_samples):
+def test_run_setting_flags_reach_the_loop_also_on_resume(runs, tmp_path):
+    """--cpu-bf16, --deterministic and --sync-bn show under "train" in --dry-run and reach the loop:
+    its config.json records what it ran with. On --resume they may be switched on, like --amp."""
+    import json
+
+    dir_a, dir_b = runs["paired"]
+    common = ["train", "--mode", "pix2pix", "--preset", "tiny", "--paired", dir_a, dir_b, "--name", "f",
+              "--runs-dir", tmp_path / "runs", "--steps", 1, "--quiet"]
+    flags = ["--cpu-bf16", "--deterministic", "--sync-bn"]
+    keys = ("cpu_bf16", "deterministic", "sync_bn")
+    shown = json.loads(invoke(*common, *flags, "--dry-run").output)["config"]["train"]
+    assert all(shown[k] for k in keys) and shown["amp"]
+
+    invoke(*common)
+    ran = json.loads((tmp_path / "runs" / "f" / "config.json").read_text())["train"]["main"]
+    assert not any(ran[k] for k in keys)
+    resumed = invoke("train", "--name", "f", "--runs-dir", tmp_path / "runs", "--resume", "--steps", 2, *flags)
+    assert "ignoring" not in resumed.output
+    ran = json.loads((tmp_path / "runs" / "f" / "config.json").read_text())["train"]["main"]
+    assert all(ran[k] for k in keys) and ran["steps"] == 2
+    both = invoke(*common, "--cpu-bf16", "--fp32", ok=False)
+    assert both.exit_code == 1 and "contradicts --fp32" in both.output
+
+
+@pytest.mark.parametrize(("inputs", "messages"), [
+    (["--mode", "pix2pix", "--paired", "A", "B"], (": y;", ": z.")),  # names found in one folder only
+    (["--mode", "cyclegan", "--domain-a", "empty", "--domain-b", "A"], ("empty", "no images")),
+    (["--mode", "cyclegan", "--paired", "A", "A"], ("--domain-a",)),
+], ids=["unmatched-names", "empty-domain", "paired-for-cyclegan"])
+def test_train_bad_inputs(tmp_path, inputs, messages):
+    """A (x, y), B (x, z) and an empty folder; each bad input is refused before a run is written."""
     (tmp_path / "A").mkdir()
     (tmp_path / "B").mkdir()
     (tmp_path / "empty").mkdir()
@@ -171,15 +208,9 @@ def test_train_bad_inputs(tmp_path, shared_samples):
     write_image(tmp_path / "B" / "x.png", np.zeros((20, 20, 3), np.uint8))
     write_image(tmp_path / "B" / "z.png", np.zeros((20, 20, 3), np.uint8))
     runs = tmp_path / "runs"
-    result = invoke("train", "--mode", "pix2pix", "--paired", tmp_path / "A", tmp_path / "B", "--name", "n",
-                    "--runs-dir", runs, ok=False)
-    assert result.exit_code == 1 and ": y;" in result.output and ": z." in result.output
-    result = invoke("train", "--mode", "cyclegan", "--domain-a", tmp_path / "empty", "--domain-b", tmp_path / "A",
-                    "--name", "n", "--runs-dir", runs, ok=False)
-    assert result.exit_code == 1 and "empty" in result.output and "no images" in result.output
-    result = invoke("train", "--mode", "cyclegan", "--paired", tmp_path / "A", tmp_path / "A", "--name", "n",
-                    "--runs-dir", runs, ok=False)
-    assert result.exit_code == 1 and "--domain-a" in result.output
+    folders = [tmp_path / a if a in ("A", "B", "empty") else a for a in inputs]
+    result = invoke("train", *folders, "--name", "n", "--runs-dir", runs, ok=False)
+    assert result.exit_code == 1 and all(m in result.output for m in messages), result.output
     assert not (runs / "n" / "model.pt").exists()
 
 
@@ -194,7 +225,7 @@ def test_dry_run_reports_steps_and_mixed_size_note(tmp_path, shared_samples):
     import json
 
     report = json.loads(result.output)
-    assert report["config"]["amp"] is False and report["config"]["tensorboard"] is True
+    assert report["config"]["train"]["amp"] is False and report["config"]["train"]["tensorboard"] is True
     assert report["data"] == {"domain_a": 2, "domain_b": 3}
     assert report["steps"] == 9 and report["decay_steps"] == 3  # 3 epochs of max(2, 3) items, batch 1
     assert any("2 different sizes" in n for n in report["notes"])
