@@ -1,8 +1,20 @@
-"""Pose detection with MediaPipe Pose (the only module that imports mediapipe).
+"""Pose detection with MediaPipe Pose or Holistic (the only module that imports mediapipe).
 
 MediaPipe Pose finds one person per image: in tracking mode (videos) it locates a person once and
 then follows the region of the previous frame's landmarks; in static mode (unrelated images) it
 runs the person detector on every image.
+
+``landmarks="holistic"`` runs MediaPipe Holistic instead (bundled in the mediapipe wheel): the
+same 33 body landmarks, plus the face mesh and both hands, found in crops that the body landmarks
+place. Results then hold 145 rows in the packed layout of :mod:`.parts` (body, face-70, left
+hand, right hand). Holistic gives the face and hands no score, so their confidences are taken
+from the body: a face gets the visibility of the body's nose, a hand that of its wrist (an
+occluded wrist, e.g. behind the back, gives a low confidence and the hand is not drawn). A part
+Holistic did not find gets confidence 0. One check rejects a face mesh that cannot belong to the
+body: seen from behind, Holistic still fits a face to the back of the head, upside down
+relative to the torso (its crop is turned by the body's eye line, which is reversed), so a face
+whose chin-to-nose-root direction points more than about 72 degrees away from the body's
+hip-to-neck direction (cosine below :data:`FACE_UPRIGHT_MIN_COS`) counts as not found.
 
 Following one person when several are visible
 ---------------------------------------------
@@ -34,6 +46,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..progress import progress
+from . import parts
 from . import skeleton as sk
 from .keypoints import PoseSequence
 
@@ -81,16 +94,12 @@ def _native_stderr_silenced():
 
 
 _TRACK_MIN_CONF = 0.5  # landmarks trusted to place a person's box
-
-
-def _missing() -> np.ndarray:
-    kp = np.zeros((sk.NUM_LANDMARKS, 3), dtype=np.float32)
-    kp[:, :2] = np.nan
-    return kp
+FACE_UPRIGHT_MIN_COS = 0.3  # face "up" vs torso "up" (see the module docstring)
 
 
 def _box(kp: np.ndarray) -> tuple[float, float, float, float] | None:
-    """(x0, y0, x1, y1) of the confident landmarks of one pose (33, 3); None if fewer than 4."""
+    """(x0, y0, x1, y1) of the confident body landmarks of one pose (K, 3); None if fewer than 4."""
+    kp = kp[: sk.NUM_LANDMARKS]
     pts = kp[kp[:, 2] >= _TRACK_MIN_CONF, :2]
     pts = pts[np.isfinite(pts).all(axis=1)]
     if len(pts) < 4:
@@ -135,8 +144,43 @@ class _Track:
             self.misses = 0
 
 
+def _landmark_array(landmarks, w: int, h: int, visibility: bool) -> np.ndarray:
+    """MediaPipe landmark list -> float32 (N, 3): x, y in pixels and visibility (or 0)."""
+    return np.array([(lm.x * w, lm.y * h, lm.visibility if visibility else 0.0) for lm in landmarks.landmark],
+                    dtype=np.float32)
+
+
+def _face_fits_body(mesh: np.ndarray, body: np.ndarray) -> bool:
+    """True when the face mesh's up direction (chin -> nose root) agrees with the torso's
+    (mid-hip -> neck) within the angle of :data:`FACE_UPRIGHT_MIN_COS`."""
+    face_up = mesh[parts.MESH_NOSE_ROOT, :2] - mesh[parts.MESH_CHIN, :2]
+    full = sk.with_virtual_points(body)
+    torso_up = full[sk.NECK, :2] - full[sk.MID_HIP, :2]
+    norm = float(np.linalg.norm(face_up) * np.linalg.norm(torso_up))
+    return norm > 0 and float(face_up @ torso_up) / norm >= FACE_UPRIGHT_MIN_COS
+
+
+def holistic_points(body: np.ndarray, mesh: np.ndarray | None, left: np.ndarray | None,
+                    right: np.ndarray | None) -> np.ndarray:
+    """Packed (145, 3) pose from Holistic's outputs, all in pixels: ``body`` (33, 3) with
+    visibilities, the face ``mesh`` (468 or 478, 2+) and the ``left``/``right`` hands (21, 2+) of
+    the person's own sides, each None when not found. Confidences as the module docstring says."""
+    face = parts.missing((parts.NUM_FACE, 3))
+    if mesh is not None and _face_fits_body(mesh, body):
+        face[:, :2] = parts.face70_from_mesh(mesh[:, :2])
+        face[:, 2] = body[sk.NOSE, 2]
+    hands = parts.missing((2, parts.NUM_HAND, 3))
+    for side, hand, wrist in ((parts.LEFT_HAND, left, sk.L_WRIST), (parts.RIGHT_HAND, right, sk.R_WRIST)):
+        if hand is not None:
+            hands[side, :, :2] = hand[:, :2]
+            hands[side, :, 2] = body[wrist, 2]
+    return parts.pack(body, face, hands)
+
+
 class PoseDetector:
-    """MediaPipe Pose on uint8 RGB frames, returning (33, 3) keypoints in pixels.
+    """MediaPipe Pose (or Holistic) on uint8 RGB frames, returning keypoints in pixels:
+    (33, 3) with ``landmarks="body"``, (145, 3) in the packed layout of :mod:`.parts` with
+    ``landmarks="holistic"``.
 
     static_image_mode: True for unrelated images (detect every time), False for video frames
         (track the person from frame to frame, much faster and steadier).
@@ -144,15 +188,19 @@ class PoseDetector:
         download their models: the mediapipe 0.10.21 wheel bundles only the full model.
     min_confidence: MediaPipe's detection and tracking thresholds.
     max_jump, lost_after: person-following rules (see the module docstring); video mode only.
+    landmarks: "body" (MediaPipe Pose) or "holistic" (MediaPipe Holistic: also face and hands).
     """
 
     def __init__(self, static_image_mode: bool = False, model_complexity: int = 1,
-                 min_confidence: float = 0.5, max_jump: float = 0.5, lost_after: int = 15) -> None:
+                 min_confidence: float = 0.5, max_jump: float = 0.5, lost_after: int = 15,
+                 landmarks: str = "body") -> None:
         import mediapipe as mp  # lazy: importing mediapipe takes a second and pulls in TF Lite
 
         if model_complexity not in (0, 1, 2):
             raise ValueError(f"model_complexity must be 0, 1 or 2, got {model_complexity}")
-        self._mp_pose = mp.solutions.pose
+        self.num_points = parts.points_for(landmarks)
+        self.landmarks = landmarks
+        self._mp_pose = mp.solutions.holistic if landmarks == "holistic" else mp.solutions.pose
         self._started: set[int] = set()
         self.static_image_mode = static_image_mode
         self.model_complexity = model_complexity
@@ -166,11 +214,15 @@ class PoseDetector:
         # The graph starts its calculators (and their TF Lite interpreters) in background threads;
         # one blocking run on a tiny blank image waits for all of them, so their start-up messages
         # fall inside the silenced block. A blank image finds nobody and leaves no tracking state.
+        options = dict(static_image_mode=static, model_complexity=self.model_complexity, smooth_landmarks=True,
+                       enable_segmentation=False, min_detection_confidence=self.min_confidence,
+                       min_tracking_confidence=self.min_confidence)
         with _native_stderr_silenced():
-            graph = self._mp_pose.Pose(static_image_mode=static, model_complexity=self.model_complexity,
-                                      smooth_landmarks=True, enable_segmentation=False,
-                                      min_detection_confidence=self.min_confidence,
-                                      min_tracking_confidence=self.min_confidence)
+            if self.landmarks == "holistic":
+                # The refined mesh adds the iris centres (the pupils of face-70).
+                graph = self._mp_pose.Holistic(refine_face_landmarks=True, **options)
+            else:
+                graph = self._mp_pose.Pose(**options)
             graph.process(np.zeros((32, 32, 3), dtype=np.uint8))
         return graph
 
@@ -202,9 +254,12 @@ class PoseDetector:
         if result.pose_landmarks is None:
             return None
         h, w = image.shape[:2]
-        kp = np.array([(lm.x * w, lm.y * h, lm.visibility) for lm in result.pose_landmarks.landmark],
-                      dtype=np.float32)
+        kp = _landmark_array(result.pose_landmarks, w, h, visibility=True)
         kp[:, 2] = np.clip(kp[:, 2], 0.0, 1.0)
+        if self.landmarks == "holistic":
+            found = [None if lms is None else _landmark_array(lms, w, h, visibility=False)
+                     for lms in (result.face_landmarks, result.left_hand_landmarks, result.right_hand_landmarks)]
+            kp = holistic_points(kp, *found)
         return kp
 
     def _redetect_in_box(self, frame: np.ndarray) -> np.ndarray | None:
@@ -231,9 +286,10 @@ class PoseDetector:
     def detect(self, frame_rgb: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
         """Keypoints of the followed person in one uint8 RGB (H, W, 3) frame.
 
-        Returns float32 (33, 3): x, y in pixels of an image of ``size`` = (width, height) — default
-        the frame's own size; pass the original size when detecting on a downscaled copy — and
-        confidence in [0, 1]. No person: NaN coordinates and confidence 0.
+        Returns float32 (K, 3), K = :attr:`num_points` (33, or 145 for holistic): x, y in pixels
+        of an image of ``size`` = (width, height) — default the frame's own size; pass the original
+        size when detecting on a downscaled copy — and confidence in [0, 1]. No person: NaN
+        coordinates and confidence 0 (face and hands likewise where not found).
         """
         if self._pose is None:
             raise RuntimeError("PoseDetector is closed")
@@ -252,7 +308,7 @@ class PoseDetector:
             else:
                 self._track.accept(kp)
         if kp is None:
-            return _missing()
+            return parts.missing((self.num_points, 3))
         h, w = frame_rgb.shape[:2]
         if size is not None and (size[0], size[1]) != (w, h):
             kp[:, 0] *= size[0] / w
@@ -269,32 +325,69 @@ class DetectionStats:
     seconds: float = 0.0
     redetections: int = 0
     switches_rejected: int = 0
+    # Holistic only: frames in which each part was found.
+    face: int = 0
+    left_hand: int = 0
+    right_hand: int = 0
+    workers: int = 1
+    chunks: int = 1
+
+    def count(self, seq: PoseSequence) -> None:
+        """Fill the frame counts from a detected sequence."""
+        self.frames = len(seq)
+        self.detected = int(seq.valid.sum())
+        found = seq.part_found()
+        self.face, self.left_hand, self.right_hand = (int(found[k].sum()) if found else 0
+                                                      for k in ("face", "left_hand", "right_hand"))
+
+    def part_rates(self) -> str:
+        """"face 80%, left hand 61%, right hand 55% of the frames with a person" (holistic)."""
+        n = max(self.detected, 1)
+        return (f"face {100 * self.face / n:.0f}%, left hand {100 * self.left_hand / n:.0f}%, "
+                f"right hand {100 * self.right_hand / n:.0f}% of the frames with a person")
+
+
+def detect_rows(frames: Iterable[np.ndarray], size: tuple[int, int], *, static: bool = False,
+                landmarks: str = "body", model_complexity: int = 1, min_confidence: float = 0.5,
+                track_box: tuple[float, float, float, float] | None = None, quiet: bool = True,
+                total: int | None = None, stats: DetectionStats | None = None) -> np.ndarray:
+    """Packed keypoints (T, K, 3) of every frame (K = 33 or 145, see :class:`PoseDetector`), in
+    pixels of an image of ``size``. ``track_box`` starts the person-following with that box (the
+    person a previous part of the video followed). Adds re-detection counts to ``stats``."""
+    rows = []
+    with PoseDetector(static_image_mode=static, model_complexity=model_complexity,
+                      min_confidence=min_confidence, landmarks=landmarks) as det:
+        if track_box is not None and det._track is not None:
+            det._track.box = tuple(float(v) for v in track_box)
+        for frame in progress(frames, total=total, desc="pose", unit="frame", quiet=quiet):
+            rows.append(det.detect(frame, size=size))
+        if stats is not None:
+            stats.redetections += det.redetections
+            stats.switches_rejected += det._track.switches_rejected if det._track is not None else 0
+    if not rows:
+        return parts.missing((0, parts.points_for(landmarks), 3))
+    return np.stack(rows)
 
 
 def detect_sequence(frames: Iterable[np.ndarray], fps: float, size: tuple[int, int], static: bool = False,
                     quiet: bool = True, total: int | None = None, model_complexity: int = 1,
-                    min_confidence: float = 0.5, stats: DetectionStats | None = None) -> PoseSequence:
-    """Detect the followed person in every frame of ``frames`` (uint8 RGB, any size).
+                    min_confidence: float = 0.5, stats: DetectionStats | None = None,
+                    landmarks: str = "body") -> PoseSequence:
+    """Detect the followed person in every frame of ``frames`` (uint8 RGB, any size), in this
+    process (:func:`vid2vid_app.pose.parallel.detect_chunked` spreads a video over processes).
 
     ``size`` = (width, height) of the original video: coordinates are returned in those pixels
     even when the frames were downscaled for speed. ``static=True`` treats frames as unrelated
-    images. Shows a progress bar unless ``quiet``. Fills ``stats`` when given.
-    Raises :class:`UserError` when ``frames`` is empty.
+    images. ``landmarks="holistic"`` adds face and hands. Shows a progress bar unless ``quiet``.
+    Fills ``stats`` when given. Raises :class:`UserError` when ``frames`` is empty.
     """
-    rows = []
     start = time.perf_counter()
-    with PoseDetector(static_image_mode=static, model_complexity=model_complexity,
-                      min_confidence=min_confidence) as det:
-        for frame in progress(frames, total=total, desc="pose", unit="frame", quiet=quiet):
-            rows.append(det.detect(frame, size=size))
-        if stats is not None:
-            stats.redetections = det.redetections
-            stats.switches_rejected = det._track.switches_rejected if det._track is not None else 0
-    if not rows:
+    rows = detect_rows(frames, size, static=static, landmarks=landmarks, model_complexity=model_complexity,
+                       min_confidence=min_confidence, quiet=quiet, total=total, stats=stats)
+    if not len(rows):
         raise UserError("there are no frames to detect poses in.")
-    seq = PoseSequence(np.stack(rows), size, fps)
+    seq = PoseSequence.from_packed(rows, size, fps)
     if stats is not None:
-        stats.frames = len(seq)
-        stats.detected = int(seq.valid.sum())
+        stats.count(seq)
         stats.seconds = time.perf_counter() - start
     return seq

@@ -170,7 +170,7 @@ def normalize(source_seq: PoseSequence, source_stats: BodyStats, target_stats: B
     """Map ``source_seq`` onto the target's scale and ground positions, frame by frame.
 
     Returns a new sequence in the target's pixels (``size`` = target image size, same fps and
-    confidences; missing frames stay missing). ``anchor`` = (cx, cy) in source pixels overrides
+    confidences; missing frames stay missing); face and hands, when present, move with the body. ``anchor`` = (cx, cy) in source pixels overrides
     the default (source image centre x, first valid source ankle y); ``anchor="ankle"`` scales
     each frame about (source image centre x, that frame's ankle y). Raises :class:`UserError`
     when the source has no frame with both ankles.
@@ -199,11 +199,13 @@ def normalize(source_seq: PoseSequence, source_stats: BodyStats, target_stats: B
     dy = t_far + p * (t_close - t_far) - a
     s, dy = _hold(s, valid_a), _hold(dy, valid_a)
 
-    kp = source_seq.keypoints.astype(np.float64)
+    # Face and hands (holistic sequences) move with the body: the same per-frame map applies to
+    # every point of the packed array.
+    kp = source_seq.packed().astype(np.float64)
     out = kp.copy()
     out[:, :, 0] = s[:, None] * (kp[:, :, 0] - cx) + cx + shift_x
     out[:, :, 1] = s[:, None] * (kp[:, :, 1] - cy[:, None]) + cy[:, None] + dy[:, None]
-    return PoseSequence(out.astype(np.float32), (target_stats.width, target_stats.height), source_seq.fps)
+    return source_seq.with_points(out.astype(np.float32), (target_stats.width, target_stats.height))
 
 
 def _hold(values: np.ndarray, valid: np.ndarray) -> np.ndarray:

@@ -4,6 +4,11 @@ Detectors miss a frame now and then and their landmarks tremble by a few pixels 
 frame; both show up as flicker in generated video. Short misses are bridged by linear
 interpolation; long ones stay missing (guessing a second of motion would invent it). Smoothing
 works on each run of consecutive detected frames separately, so it never blends across a gap.
+
+Holistic sequences are cleaned up per part: the body as above (its frames decide which frames
+have a person), then the face and each hand on their own runs of frames where that part was
+found, so a hand that drops out for two frames is bridged even while the body was seen
+throughout, and a hand seen in only some frames is never smoothed across its absence.
 """
 
 from __future__ import annotations
@@ -13,9 +18,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..config import SMOOTHING_METHODS
+from . import parts
 from .keypoints import PoseSequence
-
-SMOOTHING_METHODS = ("one_euro", "median")
 
 
 @dataclass
@@ -62,20 +67,13 @@ def fill_gaps(seq: PoseSequence, max_gap: int | None = None) -> tuple[PoseSequen
     if max_gap is None:
         max_gap = default_max_gap(seq.fps)
     out = seq.copy()
-    kp = out.keypoints
     valid = seq.valid
-    filled_runs, missing_runs = [], []
-    for start, end in _runs(~valid):
-        inner = start > 0 and end < len(seq)
-        if inner and end - start <= max_gap:
-            before, after = kp[start - 1], kp[end]
-            for t in range(start, end):
-                w = (t - start + 1) / (end - start + 1)
-                kp[t, :, :2] = (1 - w) * before[:, :2] + w * after[:, :2]
-                kp[t, :, 2] = np.minimum(before[:, 2], after[:, 2])
-            filled_runs.append((start, end))
-        else:
-            missing_runs.append((start, end))
+    filled_runs, missing_runs = _bridge(out.keypoints, valid, max_gap)
+    if out.face is not None:  # per part (the report counts the body's frames)
+        _bridge(out.face, parts.found(out.face), max_gap)
+        for side in (parts.LEFT_HAND, parts.RIGHT_HAND):
+            hand = out.hands[:, side]
+            _bridge(hand, parts.found(hand), max_gap)
     report = GapReport(
         total_frames=len(seq),
         detected_frames=int(valid.sum()),
@@ -85,6 +83,25 @@ def fill_gaps(seq: PoseSequence, max_gap: int | None = None) -> tuple[PoseSequen
         missing_runs=missing_runs,
     )
     return out, report
+
+
+def _bridge(points: np.ndarray, present: np.ndarray, max_gap: int) -> tuple[list, list]:
+    """Interpolate, in place, the runs of at most ``max_gap`` frames where ``present`` (T,) is False
+    between two frames where it is True, in ``points`` (T, N, 3): coordinates linearly, confidence
+    the lower of the two neighbours'. Returns (filled runs, runs left missing)."""
+    filled_runs, missing_runs = [], []
+    for start, end in _runs(~present):
+        inner = start > 0 and end < len(points)
+        if inner and end - start <= max_gap:
+            before, after = points[start - 1].copy(), points[end].copy()
+            for t in range(start, end):
+                w = (t - start + 1) / (end - start + 1)
+                points[t, :, :2] = (1 - w) * before[:, :2] + w * after[:, :2]
+                points[t, :, 2] = np.minimum(before[:, 2], after[:, 2])
+            filled_runs.append((start, end))
+        else:
+            missing_runs.append((start, end))
+    return filled_runs, missing_runs
 
 
 # --- smoothing ----------------------------------------------------------------------------------
@@ -124,7 +141,47 @@ def _median(xy: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
-def smooth(seq: PoseSequence, method: str = "one_euro", **params) -> PoseSequence:
+# One-Euro settings for hands (see :func:`smooth`); tuned with bench/hand_smoothing.py.
+HAND_ONE_EURO = {"min_cutoff": 2.0, "beta": 4.0, "d_cutoff": 1.0}
+
+
+def _check_params(method: str, params: dict) -> dict:
+    """The complete, checked parameters of ``method`` (defaults filled in); ValueError otherwise."""
+    if method not in SMOOTHING_METHODS:
+        raise ValueError(f"unknown smoothing method {method!r}; choose from {', '.join(SMOOTHING_METHODS)}")
+    if method == "one_euro":
+        unknown = set(params) - {"min_cutoff", "beta", "d_cutoff"}
+        out = {"min_cutoff": float(params.get("min_cutoff", 2.0)), "beta": float(params.get("beta", 4.0)),
+               "d_cutoff": float(params.get("d_cutoff", 1.0))}
+        if out["min_cutoff"] <= 0 or out["d_cutoff"] <= 0 or out["beta"] < 0:
+            raise ValueError("one_euro needs min_cutoff > 0, d_cutoff > 0 and beta >= 0")
+    else:
+        unknown = set(params) - {"window"}
+        out = {"window": int(params.get("window", 5))}
+        if out["window"] < 1 or out["window"] % 2 == 0:
+            raise ValueError(f"median window must be a positive odd number of frames, got {out['window']}")
+    if unknown:
+        raise ValueError(f"unknown parameters for {method}: {', '.join(sorted(unknown))}")
+    return out
+
+
+def _smooth_runs(points: np.ndarray, present: np.ndarray, fps: float, scale: float, method: str,
+                 params: dict) -> None:
+    """Smooth x, y of ``points`` (T, N, 3) in place over each run of frames where ``present``."""
+    for start, end in _runs(present):
+        if end - start < 2:
+            continue
+        xy = points[start:end, :, :2].reshape(end - start, -1).astype(np.float64) / scale
+        if method == "one_euro":
+            p = (params["min_cutoff"], params["beta"], params["d_cutoff"])
+            res = (_one_euro(xy, fps, *p) + _one_euro(xy[::-1], fps, *p)[::-1]) / 2
+        else:
+            res = _median(xy, params["window"])
+        points[start:end, :, :2] = (res * scale).reshape(end - start, -1, 2)
+
+
+def smooth(seq: PoseSequence, method: str = "one_euro", hand_params: dict | None = None,
+           **params) -> PoseSequence:
     """Temporally smooth x, y of every landmark; confidences and missing frames are unchanged.
 
     method="one_euro" (default): params ``min_cutoff`` (Hz, default 2.0), ``beta`` (default 4.0,
@@ -134,38 +191,22 @@ def smooth(seq: PoseSequence, method: str = "one_euro", **params) -> PoseSequenc
     method="median": param ``window`` (odd number of frames, default 5), a centred running median.
     Coordinates are divided by the image height before filtering so the parameters do not depend
     on the resolution.
-    """
-    if method not in SMOOTHING_METHODS:
-        raise ValueError(f"unknown smoothing method {method!r}; choose from {', '.join(SMOOTHING_METHODS)}")
-    out = seq.copy()
-    kp = out.keypoints
-    scale = float(max(seq.height, 1))
-    if method == "one_euro":
-        unknown = set(params) - {"min_cutoff", "beta", "d_cutoff"}
-        min_cutoff = float(params.get("min_cutoff", 2.0))
-        beta = float(params.get("beta", 4.0))
-        d_cutoff = float(params.get("d_cutoff", 1.0))
-        if min_cutoff <= 0 or d_cutoff <= 0 or beta < 0:
-            raise ValueError("one_euro needs min_cutoff > 0, d_cutoff > 0 and beta >= 0")
-    else:
-        unknown = set(params) - {"window"}
-        window = int(params.get("window", 5))
-        if window < 1 or window % 2 == 0:
-            raise ValueError(f"median window must be a positive odd number of frames, got {window}")
-    if unknown:
-        raise ValueError(f"unknown parameters for {method}: {', '.join(sorted(unknown))}")
 
-    for start, end in _runs(seq.valid):
-        if end - start < 2:
-            continue
-        xy = kp[start:end, :, :2].reshape(end - start, -1).astype(np.float64) / scale
-        if method == "one_euro":
-            fwd = _one_euro(xy, seq.fps, min_cutoff, beta, d_cutoff)
-            bwd = _one_euro(xy[::-1], seq.fps, min_cutoff, beta, d_cutoff)[::-1]
-            res = (fwd + bwd) / 2
-        else:
-            res = _median(xy, window)
-        kp[start:end, :, :2] = (res * scale).reshape(end - start, -1, 2)
+    Holistic sequences: the face uses ``params`` too; the hands use ``hand_params`` (default
+    :data:`HAND_ONE_EURO` for one_euro, ``params`` for median), each part over its own runs.
+    """
+    body_params = _check_params(method, params)
+    if hand_params is None:
+        hand_params = HAND_ONE_EURO if method == "one_euro" else params
+    hand_params = _check_params(method, hand_params)
+    out = seq.copy()
+    scale = float(max(seq.height, 1))
+    _smooth_runs(out.keypoints, seq.valid, seq.fps, scale, method, body_params)
+    if out.face is not None:
+        _smooth_runs(out.face, parts.found(out.face), seq.fps, scale, method, body_params)
+        for side in (parts.LEFT_HAND, parts.RIGHT_HAND):
+            hand = out.hands[:, side]  # a view: smoothed in place
+            _smooth_runs(hand, parts.found(hand), seq.fps, scale, method, hand_params)
     return out
 
 
