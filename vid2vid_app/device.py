@@ -1,8 +1,11 @@
-"""Device choice and mixed-precision context shared by training and inference."""
+"""Device choice, mixed-precision context and CPU threads shared by training and inference."""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import time
+from pathlib import Path
 
 import torch
 
@@ -70,3 +73,107 @@ def reuse_freed_memory() -> bool:
             except (OSError, AttributeError):
                 pass
     return _CPU_MEMORY_REUSE
+
+
+# ---------------------------------------------------------------------------------------------
+# CPU threads
+# ---------------------------------------------------------------------------------------------
+
+_TORCH_DEFAULT_THREADS: int | None = None
+
+
+def usable_cores() -> int:
+    """CPUs this process may run on: its affinity mask (taskset, cpusets), capped by a cgroup v2
+    CPU quota (containers); at least 1."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, int(float(quota) / float(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cores)
+
+
+def busy_cores(sample_s: float = 0.2) -> float:
+    """How many of this process's CPUs other processes keep busy right now (0 .. usable cores).
+
+    Linux: two samples of /proc/stat ``sample_s`` apart, summing each CPU's busy fraction over the
+    CPUs in the affinity mask (this process sleeps meanwhile, so the busy time is others').
+    Elsewhere: the 1-minute load average, which trails changes by tens of seconds.
+    """
+    try:
+        cpus = {f"cpu{i}" for i in os.sched_getaffinity(0)}
+        first = _cpu_times(cpus)
+        time.sleep(sample_s)
+        second = _cpu_times(cpus)
+    except (OSError, AttributeError, ValueError):
+        try:
+            return min(float(usable_cores()), os.getloadavg()[0])
+        except OSError:
+            return 0.0
+    busy = 0.0
+    for cpu, (busy1, total1) in second.items():
+        busy0, total0 = first.get(cpu, (busy1, total1))
+        if total1 > total0:
+            busy += (busy1 - busy0) / (total1 - total0)
+    return busy
+
+
+def _cpu_times(cpus: set[str]) -> dict[str, tuple[int, int]]:
+    """(busy, total) clock ticks per CPU of ``cpus`` from /proc/stat; idle and iowait are not busy."""
+    times = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        fields = line.split()
+        if fields and fields[0] in cpus:
+            ticks = [int(v) for v in fields[1:9]]  # user nice system idle iowait irq softirq steal
+            times[fields[0]] = (sum(ticks) - ticks[3] - ticks[4], sum(ticks))
+    if not times:
+        raise ValueError("no per-CPU lines in /proc/stat")
+    return times
+
+
+def default_threads(torch_default: int | None = None) -> int:
+    """Compute threads that fit the CPUs free right now: the usable cores minus those other
+    processes keep busy (rounded), at least 1 and at most ``torch_default`` (PyTorch's own choice,
+    one per core) when given.
+
+    PyTorch's default of one thread per core collapses when the cores are shared: every parallel
+    region waits for its slowest thread, and a thread that shares its core with another busy
+    process runs at half speed or less, so the whole step slows to the pace of the shared core.
+    """
+    free = usable_cores() - busy_cores()
+    threads = max(1, int(free + 0.5))
+    return min(threads, torch_default) if torch_default else threads
+
+
+def configure_threads(threads: int | None = None) -> int:
+    """Set the CPU threads of PyTorch (intra-op and inter-op) and OpenCV; returns the intra-op count.
+
+    ``threads`` None: keep PyTorch's count when ``OMP_NUM_THREADS`` is set (the user chose it), else
+    :func:`default_threads`. The inter-op pool can only be sized before its first use; later calls
+    leave it as it is. Process-wide.
+    """
+    global _TORCH_DEFAULT_THREADS
+    if _TORCH_DEFAULT_THREADS is None:
+        _TORCH_DEFAULT_THREADS = torch.get_num_threads()
+    if threads is None:
+        threads = _TORCH_DEFAULT_THREADS if os.environ.get("OMP_NUM_THREADS") else default_threads(
+            _TORCH_DEFAULT_THREADS)
+    threads = max(1, int(threads))
+    torch.set_num_threads(threads)
+    with contextlib.suppress(RuntimeError):  # already started (e.g. by an earlier call)
+        torch.set_num_interop_threads(threads)
+    import cv2
+
+    cv2.setNumThreads(threads)
+    return threads
+
+
+def thread_note() -> str:
+    """The compute threads in use, for logs and summaries, e.g. "2 CPU threads"."""
+    n = torch.get_num_threads()
+    return f"{n} CPU thread{'s' if n != 1 else ''}"

@@ -8,7 +8,7 @@ import click
 
 from ..dance.pose_outputs import PoseOptions, extract_poses
 from ..pose.smoothing import SMOOTHING_METHODS
-from .common import overwrite_option, quiet_option, user_errors
+from .common import overwrite_option, quiet_option, threads_option, user_errors
 
 
 @click.command()
@@ -26,6 +26,7 @@ from .common import overwrite_option, quiet_option, user_errors
 @click.option("--no-overlay", is_flag=True, help="Skip the overlay preview.")
 @overwrite_option
 @quiet_option
+@threads_option
 @user_errors
 def pose_cmd(input_path: Path, out_dir: Path, max_side: int | None, no_smooth: bool, smooth_method: str,
              max_gap: int | None, no_overlay: bool, overwrite: bool, quiet: bool) -> None:

@@ -298,7 +298,10 @@ def train_cmd(ctx: click.Context, mode: str | None, name: str, preset: str, pair
     # An existing run is refused (or with --overwrite deleted) there, by rank 0 alone under torchrun.
     result = train_translation(cfg, run_dir, resume=resume, overwrite=overwrite, quiet=quiet, log=say)
     if not quiet:
-        lines = [f"trained {result.mode} model {name}: {result.steps} steps in {result.seconds / 60:.1f} min",
+        from ..device import thread_note
+
+        lines = [f"trained {result.mode} model {name}: {result.steps} steps in {result.seconds / 60:.1f} min "
+                 f"on {thread_note()}",
                  f"model: {result.model_path}"]
         if result.val:
             v = result.val

@@ -40,7 +40,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..config import to_dict
-from ..device import reuse_freed_memory
+from ..device import reuse_freed_memory, thread_note
 from ..errors import UserError
 from ..progress import progress
 from . import distributed
@@ -190,7 +190,7 @@ class _Trainer:
                 start = self.step
                 self.log.info(f"{'resuming at' if start else 'starting at'} step {start} of {cfg.steps} on "
                               f"{self.device} ({self.amp}, world size {self.info.world_size}, "
-                              f"{len(self.dataset)} samples, batch {cfg.batch_size})")
+                              f"{len(self.dataset)} samples, batch {cfg.batch_size}, {thread_note()})")
                 self._loop()
                 self.log.info(f"finished at step {self.step}; checkpoint {self.last_saved}")
                 distributed.barrier(self.info)

@@ -70,7 +70,12 @@ def export_onnx(generator: nn.Module, path: str | Path, *, opset: int = 17, over
     x = torch.rand(2, in_channels, h, w, generator=gen) * 2 - 1
     with torch.inference_mode():
         expected = generator(x).numpy()
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    # The check runs on as many threads as PyTorch (--threads), and onnxruntime's idle threads sleep
+    # instead of spinning, as PyTorch's do under the CLI (see vid2vid_app.cli).
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     got = session.run(["output"], {"image": x.numpy()})[0]
     if got.shape != expected.shape:
         raise UserError(f"{path}: onnxruntime returned shape {got.shape}, PyTorch {expected.shape}.")
