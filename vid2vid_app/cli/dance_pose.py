@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..dance.pose_outputs import PoseOptions, extract_poses
-from ..pose.smoothing import SMOOTHING_METHODS
+from ..config import SMOOTHING_METHODS
 from .common import overwrite_option, quiet_option, threads_option, user_errors
 
 
@@ -33,6 +32,8 @@ def pose_cmd(input_path: Path, out_dir: Path, max_side: int | None, no_smooth: b
     """Find the person in INPUT (a video, an image or a folder of images) and write to OUTDIR:
     keypoints.npz, openpose/ JSON, pose.mp4 stick figures and overlay.mp4 (pose.png and
     overlay.png for an image; pose/ and overlay/ folders for a folder of images)."""
+    from ..dance.pose_outputs import PoseOptions, extract_poses
+
     options = PoseOptions(max_side=max_side, smooth=not no_smooth, smooth_method=smooth_method,
                           max_gap=max_gap, overlay=not no_overlay)
     report = extract_poses(input_path, out_dir, options, overwrite=overwrite, quiet=quiet)

@@ -22,12 +22,6 @@ from .threaded import ThreadedConsumer
 WRITER_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
 
 
-# x264's speed presets, fastest first. "medium" is x264's default; "veryfast" encodes about 2.3x
-# faster at the same CRF (measured on the bundled 360x640 clip: 185 vs 79 frames/s on 2 cores,
-# 38.9 vs 40.8 dB against the input), which matters when a GPU generates faster than x264 encodes.
-X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
-
-
 def check_video_suffix(path: Path) -> str:
     """The lower-case suffix of ``path``, or a :class:`UserError` when H.264 cannot go in such a file
     (checked before any work, so a wrong name fails in a second rather than after the whole job)."""
