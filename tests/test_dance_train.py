@@ -1,8 +1,9 @@
-"""`dance train`: data preparation and its cache, temporal pairs, the model file, the CLI.
+"""`dance train`: the command end to end (runs, refusals, resume, the face stage, the model file it
+writes) and the training stage's settings. Data preparation, the dataset, the config and the model
+file have their own test files (test_dance_prepare.py, _dataset, _config, _model).
 
-Real parts throughout: MediaPipe on clips cut from the bundled sample (samples/target_cam01.mp4, a
-real 360x640 portrait recording), real training steps of the tiny preset, the real CLI through
-click's CliRunner. Clips are short (40 frames, half size) to keep the suite fast.
+Real parts throughout: MediaPipe on clips cut from the bundled sample (tests/dance_utils.py), real
+training steps of the tiny preset, the real CLI through click's CliRunner.
 """
 
 from __future__ import annotations
@@ -14,19 +15,16 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from video_utils import make_test_clip
+from dance_utils import make_dance_clips
 
 from vid2vid_app.cli.dance import dance
 from vid2vid_app.config import to_dict
-from vid2vid_app.dance.config import canvas_size, final_canvas, make_config, parse_steps
-from vid2vid_app.dance.dataset import StagePoses, TemporalPairDataset, downscale_frame
+from vid2vid_app.dance.config import make_config
+from vid2vid_app.dance.dataset import StagePoses, TemporalPairDataset
 from vid2vid_app.dance.model import DanceModel, read_model_file
-from vid2vid_app.runs import resolve_model_path
-from vid2vid_app.dance.prepare import prepare_dance_data, split_frames
-from vid2vid_app.errors import UserError
+from vid2vid_app.dance.prepare import prepare_dance_data
 from vid2vid_app.imaging import to_tensor
-from vid2vid_app.pose import RenderStyle
-from vid2vid_app.video import iter_frames, probe
+from vid2vid_app.runs import resolve_model_path
 
 TINY = ["--preset", "tiny", "--quiet"]
 
@@ -35,37 +33,7 @@ TINY = ["--preset", "tiny", "--quiet"]
 
 @pytest.fixture(scope="module")
 def clips(bundled_samples, tmp_path_factory) -> dict[str, Path]:
-    """Clips derived from the bundled real sample:
-
-    - ``short``: its first 40 frames at 180x320 (portrait);
-    - ``landscape``: 20 of those frames centred on a 640x360 black canvas (a landscape video of the
-      same upright person);
-    - ``few``: 5 frames with the person followed by 20 black frames;
-    - ``empty``: 12 black frames (nobody).
-    """
-    root = tmp_path_factory.mktemp("clips")
-    src = bundled_samples / "target_cam01.mp4"
-    frames = list(iter_frames(src, end=40, size=(180, 320)))
-    out = {"short": make_test_clip(root / "short.mp4", frames, 60)}
-    land = []
-    for f in frames[:20]:
-        canvas = np.zeros((360, 640, 3), np.uint8)
-        canvas[20:340, 230:410] = f
-        land.append(canvas)
-    out["landscape"] = make_test_clip(root / "landscape.mp4", land, 60)
-    black = np.zeros((320, 180, 3), np.uint8)
-    out["few"] = make_test_clip(root / "few.mp4", frames[:5] + [black] * 20, 60)
-    out["empty"] = make_test_clip(root / "empty.mp4", [black] * 12, 60)
-    out["other_size"] = make_test_clip(root / "other.mp4", [np.zeros((64, 96, 3), np.uint8)] * 4, 60)
-    return out
-
-
-@pytest.fixture(scope="module")
-def prepared(clips, tmp_path_factory):
-    """The short clip prepared once at a 64x128 canvas."""
-    root = tmp_path_factory.mktemp("prep")
-    data = prepare_dance_data([clips["short"]], root / "data", (64, 128), quiet=True)
-    return data
+    return make_dance_clips(bundled_samples, tmp_path_factory.mktemp("clips"))
 
 
 def run_cli(args: list[str]):
@@ -73,141 +41,6 @@ def run_cli(args: list[str]):
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result
-
-
-# ------------------------------------------------------------------------------------- data prep
-
-def test_prepared_arrays_have_the_right_shapes_and_letterbox(prepared, clips):
-    """Frames are stored letterboxed at the canvas: 180x320 into 64x128 keeps the aspect
-    (scale 64/180, content 64x114, 7 black rows above and below); keypoints map the same way."""
-    frames = prepared.frames
-    assert frames.shape == (40, 128, 64, 3) and frames.dtype == np.uint8
-    assert prepared.keypoints.shape == (40, 33, 3)
-    assert prepared.target_size == (180, 320)
-    box = prepared.letterbox
-    assert (box.x0, box.y0, box.content_w, box.content_h) == (0, 7, 64, 114)
-    assert box.scale == pytest.approx(64 / 180)
-    assert frames[:, :7].max() == 0 and frames[:, 121:].max() == 0  # padding rows are black
-    assert frames[:, 7:121].mean() > 40  # the picture is there
-    # Canvas keypoints = original * scale + offset, and the nose lies inside the content area.
-    np.testing.assert_allclose(prepared.canvas_keypoints[..., 1], prepared.keypoints[..., 1] * box.scale + 7,
-                               rtol=1e-5)
-    nose = prepared.canvas_keypoints[:, 0]
-    assert prepared.valid.all()
-    assert ((nose[:, 1] > 7) & (nose[:, 1] < 121) & (nose[:, 0] > 0) & (nose[:, 0] < 64)).all()
-    # The stored frame equals the letterboxed decoded frame.
-    from vid2vid_app.imaging import letterbox
-
-    first = next(iter_frames(clips["short"]))
-    assert np.abs(letterbox(first, 64, 128)[0].astype(int) - frames[0].astype(int)).max() <= 1
-
-
-def test_rerun_reuses_the_cache_without_detecting(prepared, clips, monkeypatch):
-    """A second call with the same videos neither decodes nor detects (files untouched); a new
-    canvas size re-letterboxes the frames but reuses the detected poses."""
-    root = prepared.root
-    mtimes = {p.name: p.stat().st_mtime_ns for p in root.iterdir()}
-
-    def no_detection(*args, **kwargs):
-        raise AssertionError("the pose detector ran again")
-
-    monkeypatch.setattr("vid2vid_app.pose.detector.detect_sequence", no_detection)
-    again = prepare_dance_data([clips["short"]], root, (64, 128), quiet=True)
-    assert again.reused_poses and again.reused_frames
-    assert {p.name: p.stat().st_mtime_ns for p in root.iterdir()} == mtimes
-    np.testing.assert_array_equal(again.keypoints, prepared.keypoints)
-
-    bigger = prepare_dance_data([clips["short"]], root, (128, 256), quiet=True)
-    assert bigger.reused_poses and not bigger.reused_frames
-    assert bigger.frames.shape == (40, 256, 128, 3)
-    assert (root / "poses.npz").stat().st_mtime_ns == mtimes["poses.npz"]
-
-
-def test_landscape_video_gets_a_landscape_canvas(clips, tmp_path):
-    """Preset sizes are turned to the video's orientation; a landscape clip fills a landscape canvas."""
-    cfg = make_config("tiny")
-    info = probe(clips["landscape"])
-    assert canvas_size(cfg, (info.width, info.height)) == (128, 64)
-    assert canvas_size(cfg, (180, 320)) == (64, 128)
-    assert final_canvas(cfg, (info.width, info.height)) == (128, 64)  # tiny: global stage only
-    with_local = make_config("tiny", stages=("global", "local"))
-    assert final_canvas(with_local, (info.width, info.height)) == (256, 128)
-    data = prepare_dance_data([clips["landscape"]], tmp_path / "data", (128, 64), quiet=True, min_frames=4)
-    assert data.frames.shape == (20, 64, 128, 3)
-    box = data.letterbox
-    assert (box.x0, box.y0, box.content_w, box.content_h) == (7, 0, 114, 64)  # 640x360 -> 114x64
-    assert data.valid.sum() >= 18
-
-
-def test_target_videos_of_different_sizes_are_refused(clips, tmp_path):
-    with pytest.raises(UserError, match=r"180x320.*96x64|differ in size"):
-        prepare_dance_data([clips["short"], clips["other_size"]], tmp_path / "d", (64, 128), quiet=True)
-    assert not (tmp_path / "d" / "poses.json").exists()
-
-
-def test_split_holds_out_the_end_and_never_pairs_across_videos():
-    valid = np.ones(20, bool)
-    valid[5] = False
-    segment = np.array([0] * 10 + [1] * 10)
-    pairs, val = split_frames(valid, segment, 0.2)
-    np.testing.assert_array_equal(val, np.arange(16, 20))  # the last 20 %
-    assert 4 not in pairs and 5 not in pairs  # pairs (4,5), (5,6) touch the missing frame 5
-    assert 9 not in pairs  # (9, 10) would cross from video 0 to video 1
-    assert pairs.max() == 14  # (14, 15) is the last pair before the held-out frames
-    assert len(pairs) == 15 - 3
-
-
-def test_temporal_pairs_dataset_items(prepared):
-    """Items hold consecutive frames and their stick figures in [-1, 1]; factor 2 averages 2x2
-    blocks and halves the keypoints."""
-    pairs, _ = prepared.split(0.1)
-    ds = TemporalPairDataset(prepared, pairs, RenderStyle(), factor=1)
-    item = ds[3]
-    t = int(pairs[3])
-    for key in ("pose0", "pose1", "frame0", "frame1"):
-        assert item[key].shape == (3, 128, 64) and item[key].dtype == torch.float32
-        assert -1.0 <= item[key].min() and item[key].max() <= 1.0
-    np.testing.assert_allclose(item["frame1"].numpy(), to_tensor(np.array(prepared.frames[t + 1]))[0].numpy())
-    assert (item["pose0"] > -1).any()  # the stick figure is drawn
-    half = TemporalPairDataset(prepared, pairs, RenderStyle(), factor=2, face_boxes=True)[3]
-    assert half["frame0"].shape == (3, 64, 32)
-    block = np.array(prepared.frames[t][:2, :2], dtype=np.float64).mean(axis=(0, 1))
-    np.testing.assert_allclose((half["frame0"][:, 0, 0].numpy() + 1) * 127.5, np.round(block), atol=1e-3)
-    x0, y0, x1, y1 = half["box0"].tolist()
-    assert x1 - x0 == y1 - y0 > 0 and 0 <= x0 and x1 <= 32 and 0 <= y0 and y1 <= 64
-
-
-def test_pose_jitter_moves_the_stick_figures_only(prepared):
-    """Jitter changes the drawn poses but not the frames, and is reproducible under one seed
-    (the training loop seeds numpy per sample)."""
-    pairs, _ = prepared.split(0.1)
-    plain = TemporalPairDataset(prepared, pairs, RenderStyle())[0]
-    jittered = TemporalPairDataset(prepared, pairs, RenderStyle(), pose_jitter=0.05)
-    np.random.seed(3)
-    a = jittered[0]
-    np.random.seed(3)
-    b = jittered[0]
-    assert torch.equal(a["pose0"], b["pose0"]) and torch.equal(a["pose1"], b["pose1"])
-    assert not torch.equal(a["pose0"], plain["pose0"])
-    assert torch.equal(a["frame0"], plain["frame0"]) and torch.equal(a["frame1"], plain["frame1"])
-
-
-def test_downscale_frame_is_a_block_mean():
-    frame = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
-    out = downscale_frame(frame, 2)
-    assert out.shape == (2, 3, 3)
-    assert out[0, 0, 0] == round(np.mean([frame[0, 0, 0], frame[0, 1, 0], frame[1, 0, 0], frame[1, 1, 0]]))
-
-
-def test_config_parsing_and_validation():
-    assert parse_steps("7", {})["local"] == 7
-    assert parse_steps("global=5,face=2", {"global": 1, "local": 3}) == {"global": 5, "local": 3, "face": 2}
-    with pytest.raises(UserError, match="--steps"):
-        parse_steps("lots", {})
-    with pytest.raises(UserError, match="multiples of 8"):
-        make_config("tiny", size=(100, 64))
-    with pytest.raises(UserError, match="include global"):
-        make_config("tiny", stages=("local",))
 
 
 # ------------------------------------------------------------------------------------- CLI
@@ -392,19 +225,6 @@ def test_face_stage_and_old_model_files(clips, tmp_path):
     assert old.config["face_box_frac"] == 2.0 and old.config["ngf"] == model.config["ngf"]
 
 
-def test_unknown_model_name_lists_the_models(tmp_path):
-    (tmp_path / "alice").mkdir()
-    torch.save({}, tmp_path / "alice" / "model.pt")
-    (tmp_path / "unfinished").mkdir()
-    with pytest.raises(UserError, match=r"unknown model 'bob'.*alice"):
-        resolve_model_path("bob", tmp_path, "dance")
-    with pytest.raises(UserError, match="--resume"):
-        resolve_model_path("unfinished", tmp_path, "dance")
-    with pytest.raises(UserError, match="not a `dance train` model"):
-        DanceModel.load(tmp_path / "alice" / "model.pt")
-    assert resolve_model_path(tmp_path / "alice", None, "dance") == tmp_path / "alice" / "model.pt"
-
-
 def test_loss_weights_reach_the_objectives():
     """The preset's L1 weight goes to the objectives' own L1 term; the VGG slot holds only the VGG
     (or nothing). A saved config from before a loss field existed loads with its default."""
@@ -421,10 +241,3 @@ def test_loss_weights_reach_the_objectives():
     old.pop("lambda_l1")
     assert from_dict(DanceConfig, old).lambda_l1 == 0.0
 
-
-def test_model_config_round_trip_keeps_every_field():
-    cfg = make_config("tiny", stages=("global", "face"))
-    from vid2vid_app.config import from_dict
-    from vid2vid_app.dance.config import DanceConfig
-
-    assert to_dict(from_dict(DanceConfig, to_dict(cfg))) == to_dict(cfg)

@@ -113,26 +113,6 @@ def test_threaded_generation_matches_a_plain_loop(runs):
         np.testing.assert_array_equal(a, b)
 
 
-def test_face_box_uses_the_face_side_stored_in_the_model(tmp_path):
-    """The face stage was trained on boxes of one side per target; transfer must use that side
-    (not the per-frame head size) for the same keypoints, centred on the nose in the canvas."""
-    from vid2vid_app.models.face import face_box
-
-    kp = np.zeros((33, 3), np.float32)
-    kp[:, 2] = 0.9
-    kp[:, 0], kp[:, 1] = 180.0, 250.0
-    kp[7, 0], kp[8, 0] = 170.0, 190.0  # ears 20 px apart in the target video
-    kp[11, 0], kp[12, 0] = 150.0, 210.0  # shoulders 60 px apart
-    default = DanceModel.load(save_tiny_model(tmp_path / "default.pt", face=True), "cpu")
-    per_frame = default.face_box(kp)
-    stored = DanceModel.load(save_tiny_model(tmp_path / "side.pt", face=True, data={"face_side": 21}), "cpu")
-    box = stored.face_box(kp)
-    assert box is not None and (box[2] - box[0], box[3] - box[1]) == (21, 21)
-    assert per_frame is not None and per_frame[2] - per_frame[0] != 21
-    expected = face_box(stored.canvas_keypoints(kp), stored.resolution, side=21)
-    np.testing.assert_array_equal(box, np.asarray(expected, np.float32))
-
-
 def test_encoder_failure_stops_the_pipeline_without_leaking_threads(runs):
     model = DanceModel.load(runs / "tiny" / "model.pt", "cpu")
     kps = np.tile(np.array([[180.0, 300.0, 0.9]] * 33, dtype=np.float32), (40, 1, 1))

@@ -12,7 +12,7 @@ from video_utils import make_test_clip, psnr, smooth_frames
 
 from vid2vid_app.errors import UserError
 from vid2vid_app.imaging import read_image, write_image
-from vid2vid_app.media import natural_key, open_media, open_sink
+from vid2vid_app.media import list_images, natural_key, open_media, open_sink
 from vid2vid_app.video import probe, read_audio_duration
 
 
@@ -82,6 +82,21 @@ def test_natural_key_orders_numbers_by_value():
     assert sorted(names, key=natural_key) == ["a.png", "frame1.png", "Frame2.png", "frame10.png", "frame_b.png"]
 
 
+def test_list_images_skips_hidden_files_and_sub_folders(tmp_path):
+    # macOS leaves .DS_Store and "._name" resource forks (not images, despite the suffix) beside
+    # the images; a folder holding nothing else counts as empty.
+    for name in ["frame10.png", "frame2.jpg", "._frame2.jpg", ".hidden.png"]:
+        write_image(tmp_path / name, _solid(1))
+    (tmp_path / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (tmp_path / "sub.png").mkdir()
+    assert [p.name for p in list_images(tmp_path)] == ["frame2.jpg", "frame10.png"]
+    only_hidden = tmp_path / "only_hidden"
+    only_hidden.mkdir()
+    write_image(only_hidden / "._a.png", _solid(1))
+    with pytest.raises(UserError, match="only_hidden contains no images"):
+        list_images(only_hidden)
+
+
 def test_duplicate_stems_get_distinct_names(tmp_path):
     write_image(tmp_path / "a.png", _solid(1))
     write_image(tmp_path / "a.jpg", _solid(2))
@@ -104,7 +119,7 @@ def test_bad_sources_are_clear_errors(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "readme.txt").write_text("no images here")
-    with pytest.raises(UserError, match="contains no image files"):
+    with pytest.raises(UserError, match="contains no images"):
         open_media(empty)
     fake = tmp_path / "fake.mp4"
     fake.write_text("text")

@@ -55,6 +55,16 @@ def test_empty_and_missing_folders_are_clear_errors(tmp_path, read, folder, mess
         read(tmp_path / folder)
 
 
+def test_hidden_files_are_not_training_images(tmp_path):
+    # The same listing as every other folder input (vid2vid_app.media.list_images): macOS's
+    # "._name" files beside the images are neither frames of a domain nor unpaired names.
+    _write(tmp_path / "A", ["1.png", "2.png", "._1.png"])
+    _write(tmp_path / "B", ["1.png", "2.png", ".DS_Store.png"])
+    assert image_folder(tmp_path / "A", PREP).names == ["1", "2"]
+    a, b = pair_folders(tmp_path / "A", tmp_path / "B", PREP)
+    assert a.names == b.names == ["1", "2"]
+
+
 def test_mixed_sizes_are_resized_and_noted(tmp_path):
     _write(tmp_path / "A", ["1.png", "2.png"], size=(40, 30))
     _write(tmp_path / "A", ["3.png"], size=(90, 50))

@@ -36,12 +36,23 @@ def natural_key(name: str) -> tuple:
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts) + (name,)
 
 
-def list_images(folder: Path) -> list[Path]:
-    """Image files directly inside ``folder`` (hidden files skipped), naturally sorted."""
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """Image files directly inside ``folder``, naturally sorted (:func:`natural_key`).
+
+    Hidden files (``.DS_Store``, macOS ``._x.png`` resource forks) and sub-folders are skipped.
+    :class:`UserError` when the folder is missing, is not a folder, or holds no image.
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        raise UserError(f"{folder} does not exist.")
+    if not folder.is_dir():
+        raise UserError(f"{folder} is not a folder of images.")
     files = [
         p for p in folder.iterdir()
         if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
     ]
+    if not files:
+        raise UserError(f"{folder} contains no images ({', '.join(IMAGE_SUFFIXES)}).")
     return sorted(files, key=lambda p: natural_key(p.name))
 
 
@@ -101,8 +112,6 @@ class MediaSource:
             self.files = [path]
         else:
             self.files = list_images(path)
-            if not self.files:
-                raise UserError(f"{path} contains no image files ({', '.join(IMAGE_SUFFIXES)}).")
         self.frame_count = len(self.files)
         self.names = _frame_names(self.files)
         first = _read(self.files[0], max_side)
@@ -318,7 +327,7 @@ def open_sink(
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             raise UserError(f"{path}: the input is an image, so the output must be an image file such as .png.")
         check_output_path(path, overwrite)
-        return MediaSink(path, "image")
+        return MediaSink(path, "image", overwrite=overwrite)
     if path.exists() and not path.is_dir():
         raise UserError(f"{path} exists and is a file; the output of a folder input must be a folder.")
     check_output_path(path, overwrite, folder=True)

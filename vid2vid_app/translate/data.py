@@ -24,7 +24,6 @@ Randomness uses torch's global generator, which the training loop seeds and rest
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,25 +35,7 @@ from torch.utils.data import Dataset
 
 from ..errors import UserError
 from ..imaging import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_image, to_tensor
-
-
-def natural_key(name: str) -> list:
-    """Sort key so that img2 < img10."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
-
-
-def list_images(folder: str | Path) -> list[Path]:
-    """Image files directly inside ``folder``, naturally sorted. UserError when the folder is
-    missing or holds no images."""
-    folder = Path(folder)
-    if not folder.exists():
-        raise UserError(f"{folder} does not exist.")
-    if not folder.is_dir():
-        raise UserError(f"{folder} is not a folder of images.")
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
-    if not files:
-        raise UserError(f"{folder} contains no images ({', '.join(IMAGE_SUFFIXES)}).")
-    return sorted(files, key=lambda p: natural_key(p.name))
+from ..media import list_images, natural_key
 
 
 def image_size(path: Path) -> tuple[int, int]:
