@@ -24,7 +24,7 @@ order, without duplicating or dropping frames; ``VideoInfo.fps`` is the average 
 from __future__ import annotations
 
 from .info import VideoInfo, probe, read_audio_duration, rotate_image
-from .reader import VideoReader, fit_size, iter_frames, resample_constant_fps
+from .reader import FrameRange, VideoReader, fit_size, iter_frames, resample_constant_fps
 from .threaded import ThreadedConsumer, ThreadedReader, prefetch
 from .writer import WRITER_SUFFIXES, VideoWriter, check_video_suffix, write_video
 
@@ -33,6 +33,7 @@ __all__ = [
     "check_video_suffix",
     "ThreadedConsumer",
     "ThreadedReader",
+    "FrameRange",
     "VideoInfo",
     "VideoReader",
     "VideoWriter",

@@ -184,3 +184,42 @@ def resample_constant_fps(
         while k * period <= prev[0] + 0.5 * period - 1e-9:
             yield prev[1]
             k += 1
+
+
+class FrameRange:
+    """A picklable recipe for the frames ``[start, end)`` of a video: ``FrameRange(path,
+    max_side=640)(100, 200)`` yields those frames as :class:`VideoReader` would, so a worker
+    process can decode its own part of a video.
+
+    max_side / size: as for :class:`VideoReader`. crop: (x, y, w, h) in the video's own pixels;
+    each frame is cut to that region after scaling (the region scaled alike). ``output_size``
+    is the (width, height) of the yielded frames.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, max_side: int | None = None,
+                 size: tuple[int, int] | None = None, crop: tuple[int, int, int, int] | None = None) -> None:
+        self.path = os.fspath(path)
+        self.max_side, self.size = max_side, size
+        self.crop = None if crop is None else tuple(int(v) for v in crop)
+        info = probe(self.path)
+        self.frame_count = info.frame_count
+        scaled = fit_size(info.width, info.height, max_side=max_side, size=size)
+        self._scale = (scaled[0] / info.width, scaled[1] / info.height)
+        self.output_size = scaled if crop is None else self._crop_box()[2:]
+
+    def _crop_box(self) -> tuple[int, int, int, int]:
+        """(x0, y0, w, h) of the crop in the scaled frames."""
+        x, y, w, h = self.crop
+        sx, sy = self._scale
+        x0, y0 = round(x * sx), round(y * sy)
+        x1, y1 = max(x0 + 1, round((x + w) * sx)), max(y0 + 1, round((y + h) * sy))
+        return x0, y0, x1 - x0, y1 - y0
+
+    def __call__(self, start: int = 0, end: int | None = None) -> Iterator[np.ndarray]:
+        reader = VideoReader(self.path, max_side=self.max_side, size=self.size, start=start, end=end)
+        if self.crop is None:
+            yield from reader
+            return
+        x0, y0, w, h = self._crop_box()
+        for frame in reader:
+            yield np.ascontiguousarray(frame[y0 : y0 + h, x0 : x0 + w])
