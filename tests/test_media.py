@@ -113,22 +113,22 @@ def test_unknown_suffix_is_tried_as_video(video, tmp_path):
         open_media(junk)
 
 
-def test_bad_sources_are_clear_errors(tmp_path):
-    with pytest.raises(UserError, match="does not exist"):
-        open_media(tmp_path / "missing.mp4")
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    (empty / "readme.txt").write_text("no images here")
-    with pytest.raises(UserError, match="contains no images"):
-        open_media(empty)
-    fake = tmp_path / "fake.mp4"
-    fake.write_text("text")
-    with pytest.raises(UserError, match="not a readable video"):
-        open_media(fake)
-    broken = tmp_path / "broken.png"
-    broken.write_bytes(b"\x89PNG not really")
-    with pytest.raises(UserError, match=r"broken\.png is not a readable image"):
-        open_media(broken)
+def _folder_without_images(path: Path) -> None:
+    path.mkdir()
+    (path / "readme.txt").write_text("no images here")
+
+
+@pytest.mark.parametrize(("name", "make", "message"), [
+    ("missing.mp4", None, "does not exist"),
+    ("empty", _folder_without_images, "contains no images"),
+    ("fake.mp4", lambda p: p.write_text("text"), "not a readable video"),
+    ("broken.png", lambda p: p.write_bytes(b"\x89PNG not really"), r"broken\.png is not a readable image"),
+], ids=["missing", "folder-without-images", "text-as-video", "broken-image"])
+def test_bad_sources_are_clear_errors(tmp_path, name, make, message):
+    if make is not None:
+        make(tmp_path / name)
+    with pytest.raises(UserError, match=message):
+        open_media(tmp_path / name)
 
 
 def test_corrupt_image_inside_a_folder_is_named(folder):

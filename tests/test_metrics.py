@@ -47,16 +47,18 @@ def test_psnr_of_frame_lists_is_mean_of_frames():
     assert psnr(list(a), list(b)) == pytest.approx(expected)
 
 
-def test_metric_input_errors():
-    a = np.zeros((16, 16, 3), np.uint8)
-    with pytest.raises(ValueError, match="frame shapes differ"):
-        psnr(a, np.zeros((16, 15, 3), np.uint8))
-    with pytest.raises(ValueError, match="uint8"):
-        ssim(a, a.astype(np.float32))
-    with pytest.raises(ValueError, match="cannot compare 2 frames with 1 frames"):
-        psnr([a, a], [a])
-    with pytest.raises(ValueError, match="at least 11x11"):
-        ssim(np.zeros((8, 8), np.uint8), np.zeros((8, 8), np.uint8))
+_A = np.zeros((16, 16, 3), np.uint8)
+
+
+@pytest.mark.parametrize(("compute", "message"), [
+    (lambda: psnr(_A, np.zeros((16, 15, 3), np.uint8)), "frame shapes differ"),
+    (lambda: ssim(_A, _A.astype(np.float32)), "uint8"),
+    (lambda: psnr([_A, _A], [_A]), "cannot compare 2 frames with 1 frames"),
+    (lambda: ssim(np.zeros((8, 8), np.uint8), np.zeros((8, 8), np.uint8)), "at least 11x11"),
+], ids=["shapes-differ", "not-uint8", "frame-counts-differ", "smaller-than-the-window"])
+def test_metric_input_errors(compute, message):
+    with pytest.raises(ValueError, match=message):
+        compute()
 
 
 # ----------------------------------------------------------------------------- SSIM

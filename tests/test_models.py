@@ -137,15 +137,15 @@ def test_arch_defaults_and_irrelevant_keywords():
     assert local.model[1].weight.shape[0] == 64  # the global branch is ngf * 2^n_local_enhancers wide
 
 
-def test_unknown_arch_and_norm_are_user_errors():
-    with pytest.raises(UserError, match="Unknown generator architecture 'unet_512'.*unet_256"):
-        build_generator("unet_512")
-    with pytest.raises(UserError, match="Unknown discriminator architecture"):
-        build_discriminator("huge", in_channels=3)
-    with pytest.raises(UserError, match="Unknown norm 'group'"):
-        build_generator("global", norm="group")
-    with pytest.raises(UserError, match="in_channels must exceed 3"):
-        build_generator("face", in_channels=3)
+@pytest.mark.parametrize(("build", "message"), [
+    (lambda: build_generator("unet_512"), "Unknown generator architecture 'unet_512'.*unet_256"),
+    (lambda: build_discriminator("huge", in_channels=3), "Unknown discriminator architecture"),
+    (lambda: build_generator("global", norm="group"), "Unknown norm 'group'"),
+    (lambda: build_generator("face", in_channels=3), "in_channels must exceed 3"),
+], ids=["generator-arch", "discriminator-arch", "norm", "face-channels"])
+def test_unknown_arch_and_norm_are_user_errors(build, message):
+    with pytest.raises(UserError, match=message):
+        build()
 
 
 def test_patch_discriminator_sees_70px_patches_on_30x30_grid():

@@ -48,17 +48,17 @@ def test_save_load_round_trip_keeps_nan_size_and_fps(tmp_path):
     np.testing.assert_array_equal(back.keypoints, seq.keypoints)  # NaNs in the same places
 
 
-def test_load_errors_are_user_errors(tmp_path):
-    with pytest.raises(UserError, match="does not exist"):
-        PoseSequence.load(tmp_path / "nope.npz")
-    text = tmp_path / "text.npz"
-    text.write_text("not numpy")
-    with pytest.raises(UserError, match="not a keypoints file"):
-        PoseSequence.load(text)
-    other = tmp_path / "other.npz"
-    np.savez(other, something=np.zeros(3))
-    with pytest.raises(UserError, match="not a keypoints file"):
-        PoseSequence.load(other)
+@pytest.mark.parametrize(("write", "message"), [
+    (None, "does not exist"),
+    (lambda p: p.write_text("not numpy"), "not a keypoints file"),
+    (lambda p: np.savez(p, something=np.zeros(3)), "not a keypoints file"),
+], ids=["missing", "text-file", "other-arrays"])
+def test_load_errors_are_user_errors(tmp_path, write, message):
+    path = tmp_path / "poses.npz"
+    if write is not None:
+        write(path)
+    with pytest.raises(UserError, match=message):
+        PoseSequence.load(path)
 
 
 def test_body25_order_and_derived_points():

@@ -125,14 +125,15 @@ def test_smoothing_keeps_gaps_and_confidences():
         np.testing.assert_array_equal(out.keypoints[:, :, 2], seq.keypoints[:, :, 2])
 
 
-def test_smoothing_rejects_bad_arguments():
+@pytest.mark.parametrize(("method", "params", "message"), [
+    ("kalman", {}, "unknown smoothing method"),
+    ("median", {"window": 4}, "odd"),
+    ("one_euro", {"window": 3}, "unknown parameters"),
+], ids=["unknown-method", "even-window", "parameter-of-another-method"])
+def test_smoothing_rejects_bad_arguments(method, params, message):
     _, noisy = _moving(10)
-    with pytest.raises(ValueError, match="unknown smoothing method"):
-        smooth(noisy, "kalman")
-    with pytest.raises(ValueError, match="odd"):
-        smooth(noisy, "median", window=4)
-    with pytest.raises(ValueError, match="unknown parameters"):
-        smooth(noisy, "one_euro", window=3)
+    with pytest.raises(ValueError, match=message):
+        smooth(noisy, method, **params)
 
 
 # --- jitter metric -------------------------------------------------------------------------------

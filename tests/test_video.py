@@ -283,19 +283,17 @@ def test_threaded_consumer_keeps_order_and_reraises_in_the_producer():
 # ------------------------------------------------------------------ bad input
 
 
-def test_missing_text_and_empty_files_are_clear_errors(tmp_path):
-    with pytest.raises(UserError, match="does not exist"):
-        probe(tmp_path / "nope.mp4")
-    text = tmp_path / "notes.mp4"
-    text.write_text("this is not a video\n")
-    with pytest.raises(UserError, match=r"notes\.mp4 is not a readable video"):
-        probe(text)
-    empty = tmp_path / "empty.mp4"
-    empty.touch()
-    with pytest.raises(UserError, match=r"empty\.mp4 is an empty file"):
-        VideoReader(empty)
-    with pytest.raises(UserError, match="is a folder"):
-        probe(tmp_path)
+@pytest.mark.parametrize(("open_video", "name", "content", "message"), [
+    (probe, "nope.mp4", None, "does not exist"),
+    (probe, "notes.mp4", "this is not a video\n", r"notes\.mp4 is not a readable video"),
+    (VideoReader, "empty.mp4", "", r"empty\.mp4 is an empty file"),
+    (probe, ".", None, "is a folder"),
+], ids=["missing", "text-file", "empty-file", "folder"])
+def test_missing_text_and_empty_files_are_clear_errors(tmp_path, open_video, name, content, message):
+    if content is not None:
+        (tmp_path / name).write_text(content)
+    with pytest.raises(UserError, match=message):
+        open_video(tmp_path / name)
 
 
 def test_file_without_video_stream(tmp_path):
