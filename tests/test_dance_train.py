@@ -147,15 +147,48 @@ def test_dry_run_prints_the_config_and_writes_nothing(clips, tmp_path):
     assert cfg["ngf"] == 12 and cfg["size"] == [64, 32] and cfg["resolution"] == [64, 32]  # explicit: not turned
     assert cfg["stages"] == ["global"]
     assert cfg["steps"]["global"] == make_config("tiny").steps["global"]
-    assert not cfg["tensorboard"]
+    assert not cfg["train"]["tensorboard"]
     assert not (tmp_path / "dry").exists()
 
 
 def test_precision_and_tensorboard_flags_reach_the_config(clips, tmp_path):
     common = ["train", str(clips["short"]), "--name", "dry", "--runs-dir", str(tmp_path), "--dry-run"]
-    assert json.loads(run_cli(common).output)["amp"] is True  # standard preset: mixed precision on CUDA
+    assert json.loads(run_cli(common).output)["train"]["amp"] is True  # standard preset: mixed precision on CUDA
     cfg = json.loads(run_cli([*common, "--fp32", "--tensorboard"]).output)
-    assert cfg["amp"] is False and cfg["tensorboard"] is True
+    assert cfg["train"]["amp"] is False and cfg["train"]["tensorboard"] is True
+
+
+@pytest.mark.parametrize("option", ["--cpu-bf16", "--deterministic", "--sync-bn", None])
+def test_run_setting_flags_reach_the_stage_training_config(clips, tmp_path, option):
+    """--dry-run shows each flag under "train", and the loop's TrainConfig built from that config has
+    it; without the flag it stays off. --cpu-bf16 is mixed precision, so it turns on amp (the tiny
+    preset has it off) and contradicts --fp32."""
+    from vid2vid_app.config import from_dict
+    from vid2vid_app.dance.config import DanceConfig
+    from vid2vid_app.dance.train import train_config
+
+    common = ["train", str(clips["short"]), "--name", "dry", "--runs-dir", str(tmp_path), *TINY, "--dry-run"]
+    shown = json.loads(run_cli([*common, *([option] if option else [])]).output)["train"]
+    stage = train_config(from_dict(DanceConfig, {"train": shown}), "global")
+    flags = {"--cpu-bf16": "cpu_bf16", "--deterministic": "deterministic", "--sync-bn": "sync_bn"}
+    for flag, key in flags.items():
+        assert shown[key] is getattr(stage, key) is (flag == option), key
+    assert stage.amp is (option == "--cpu-bf16")
+    both = run_cli([*common, "--cpu-bf16", "--fp32"])
+    assert both.exit_code == 1 and "contradicts --fp32" in both.output
+
+
+@pytest.mark.slow
+def test_run_setting_flags_reach_the_loop(clips, tmp_path):
+    """A real one-step run with the three flags: the stage's config.json (what the loop ran with)
+    records them, and training in bf16 on the CPU still writes a model."""
+    runs = tmp_path / "runs"
+    result = run_cli(["train", str(clips["short"]), "--name", "f", "--runs-dir", str(runs), *TINY, "--steps", "1",
+                      "--cpu-bf16", "--deterministic", "--sync-bn"])
+    assert result.exit_code == 0, result.output
+    ran = json.loads((runs / "f" / "global" / "config.json").read_text())["train"]["global"]
+    assert ran["cpu_bf16"] and ran["deterministic"] and ran["sync_bn"] and ran["amp"]
+    assert (runs / "f" / "model.pt").is_file()
 
 
 def test_explicit_missing_vgg_weights_is_an_error(clips, tmp_path):

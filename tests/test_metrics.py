@@ -156,19 +156,23 @@ def test_lpips_of_frame_lists_is_mean_of_frames(lpips_alexnet):
     assert lpips_metric(np.stack(a), np.stack(b)) == pytest.approx(np.mean(per_frame), rel=1e-5)
 
 
-def test_lpips_missing_weights_are_clear_errors(tmp_path, shared_weights):
-    with pytest.raises(UserError, match="does not exist"):
-        LPIPS("vgg16", weights_dir=tmp_path / "missing")
-    # Backbone present, heads absent.
-    shutil.copy(shared_weights / "alexnet_features_imagenet.pth", tmp_path)
-    with pytest.raises(
-        UserError, match="no LPIPS heads for alexnet: looked for .*alexnet_lpips_lin_v0.1.pth"
-    ):
-        LPIPS("alexnet", weights_dir=tmp_path)
-    # Heads of the wrong network.
-    shutil.copy(shared_weights / "vgg16_lpips_lin_v0.1.pth", tmp_path / "alexnet_lpips_lin_v0.1.pth")
-    with pytest.raises(UserError, match="does not hold LPIPS heads for this network"):
-        LPIPS("alexnet", weights_dir=tmp_path)
+@pytest.mark.parametrize(("net", "files", "message"), [
+    ("vgg16", None, "does not exist"),  # no weights folder at all
+    ("alexnet", {"alexnet_features_imagenet.pth": "alexnet_features_imagenet.pth"},  # backbone, no heads
+     "no LPIPS heads for alexnet: looked for .*alexnet_lpips_lin_v0.1.pth"),
+    ("alexnet", {"alexnet_features_imagenet.pth": "alexnet_features_imagenet.pth",  # another net's heads
+                 "vgg16_lpips_lin_v0.1.pth": "alexnet_lpips_lin_v0.1.pth"},
+     "does not hold LPIPS heads for this network"),
+], ids=["missing-folder", "heads-absent", "heads-of-another-network"])
+def test_lpips_missing_weights_are_clear_errors(tmp_path, shared_weights, net, files, message):
+    """``files`` maps a file of ../shared/weights to its name in the weights folder."""
+    folder = tmp_path / "weights"
+    if files is not None:
+        folder.mkdir()
+        for src, name in files.items():
+            shutil.copy(shared_weights / src, folder / name)
+    with pytest.raises(UserError, match=message):
+        LPIPS(net, weights_dir=folder)
 
 
 # ----------------------------------------------------------------------------- pose distance

@@ -361,19 +361,22 @@ def test_overrides_apply_and_mismatches_are_reported():
         load_reference_generator(sd, arch="resnet")
 
 
-def test_unrecognised_layout_and_bad_files(tmp_path):
-    with pytest.raises(UserError, match="Cannot tell the generator architecture"):
-        load_reference_generator({"encoder.0.weight": torch.zeros(2, 2)})
-    with pytest.raises(UserError, match="does not exist"):
-        load_reference_generator(tmp_path / "missing.pth")
-    text = tmp_path / "latest_net_G.pth"
-    text.write_text("not a checkpoint")
-    with pytest.raises(UserError, match="latest_net_G.pth is not a readable PyTorch checkpoint"):
-        load_reference_generator(text)
-    obj = tmp_path / "list.pth"
-    torch.save([torch.zeros(1)], obj)
-    with pytest.raises(UserError, match="is not a state dict of tensors"):
-        load_reference_generator(obj)
+@pytest.mark.parametrize(("source", "message"), [
+    (lambda tmp: {"encoder.0.weight": torch.zeros(2, 2)}, "Cannot tell the generator architecture"),
+    (lambda tmp: tmp / "missing.pth", "does not exist"),
+    (lambda tmp: _written(tmp / "latest_net_G.pth", lambda p: p.write_text("not a checkpoint")),
+     "latest_net_G.pth is not a readable PyTorch checkpoint"),
+    (lambda tmp: _written(tmp / "list.pth", lambda p: torch.save([torch.zeros(1)], p)),
+     "is not a state dict of tensors"),
+], ids=["unknown-layout", "missing", "text-file", "list-not-state-dict"])
+def test_unrecognised_layout_and_bad_files(tmp_path, source, message):
+    with pytest.raises(UserError, match=message):
+        load_reference_generator(source(tmp_path))
+
+
+def _written(path, write):
+    write(path)
+    return path
 
 
 def test_loaded_model_owns_float32_copies(tmp_path):

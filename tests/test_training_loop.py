@@ -237,3 +237,33 @@ def test_cpu_bf16_autocast_trains(tmp_path):
     assert all(np.isfinite(v) for v in result.losses.values())
     assert all(p.dtype == torch.float32 for p in obj.G.parameters())
     assert "bfloat16" in (tmp_path / "log.txt").read_text()
+
+
+@pytest.mark.parametrize("deterministic", [True, False])
+def test_deterministic_setting_holds_while_the_loop_runs(tmp_path, deterministic):
+    """``deterministic`` turns torch.use_deterministic_algorithms on around the loop (seen from the
+    data loading inside it) and the previous state comes back afterwards."""
+    seen = []
+    data = PairedToy(on_call=lambda _n: seen.append(torch.are_deterministic_algorithms_enabled()))
+    assert not torch.are_deterministic_algorithms_enabled()
+    train(tiny_pix2pix(), data, cfg(steps=2, deterministic=deterministic), tmp_path, quiet=True)
+    assert seen and set(seen) == {deterministic}
+    assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_stage_config_takes_every_run_setting():
+    """TrainConfig.for_stage copies each run setting (all set away from their defaults here)."""
+    from dataclasses import fields
+
+    from vid2vid_app.config import TrainSettings
+
+    changed = {}
+    for f in fields(TrainSettings):
+        default = getattr(TrainSettings(), f.name)
+        changed[f.name] = (not default if isinstance(default, bool) else "cuda:1" if f.name == "device"
+                           else default + 1 if isinstance(default, int) else default / 2)
+    settings = TrainSettings(**changed)
+    stage = TrainConfig.for_stage(settings, 30, 10, batch_size=9)
+    assert (stage.steps, stage.decay_steps, stage.batch_size) == (30, 10, 9)
+    assert {k: getattr(stage, k) for k in changed if k != "batch_size"} == {
+        k: v for k, v in changed.items() if k != "batch_size"}

@@ -76,7 +76,7 @@ def test_presets_and_step_counts():
     standard = make_config("pix2pix", "standard")
     assert (standard.arch, standard.ngf, standard.norm, standard.dropout, standard.gan_mode) == (
         "unet_256", 64, "batch", True, "vanilla")
-    assert (standard.load_size, standard.crop_size, standard.lr, standard.lambda_l1) == (286, 256, 2e-4, 100)
+    assert (standard.load_size, standard.crop_size, standard.train.lr, standard.lambda_l1) == (286, 256, 2e-4, 100)
     assert standard.total_steps(400) == (200 * 400, 100 * 400)  # 100 + 100 epochs at batch 1
     cyc = make_config("cyclegan", "standard")
     assert (cyc.arch, cyc.norm, cyc.gan_mode, cyc.lambda_cycle, cyc.lambda_identity, cyc.pool_size) == (
@@ -88,7 +88,7 @@ def test_presets_and_step_counts():
     assert make_config("pix2pix", "tiny", steps=90, decay_steps=10).total_steps(10) == (90, 10)
     # Epochs replace the tiny preset's fixed count: 3 + 2 epochs of 10 items at its batch size 4.
     tiny = make_config("pix2pix", "tiny")
-    per_epoch = -(-10 // tiny.batch_size)
+    per_epoch = -(-10 // tiny.train.batch_size)
     assert make_config("pix2pix", "tiny", epochs=3, epochs_decay=2).total_steps(10) == (5 * per_epoch, 2 * per_epoch)
 
 

@@ -22,7 +22,7 @@ from vid2vid_app.translate.train import first_and_last_mean, train_translation
 def test_pix2pix_tiny_beats_identity_on_held_out_pairs(tmp_path, shared_samples):
     dir_a, dir_b = make_paired_folders(tmp_path / "data", shared_samples, per_photo=12, size=80)
     cfg = make_config("pix2pix", "tiny", data=DataSpec(paired=(str(dir_a), str(dir_b))), steps=150,
-                      decay_steps=50, checkpoint_every=150, sample_every=150)
+                      decay_steps=50, train={"checkpoint_every": 150, "sample_every": 150})
     result = train_translation(cfg, tmp_path / "run", quiet=True)
     val = result.val
     print(f"held-out L1 {val['val_l1']:.4f} vs identity {val['val_identity_l1']:.4f}; "
@@ -42,7 +42,7 @@ def test_cyclegan_tiny_cycle_loss_falls(tmp_path, shared_samples):
     dusk = make_domain_folder(tmp_path / "dusk", shared_samples, DUSK, per_photo=8)
     day = make_domain_folder(tmp_path / "day", shared_samples, DAY, per_photo=8, seed=1)
     cfg = make_config("cyclegan", "tiny", data=DataSpec(domain_a=(str(dusk),), domain_b=(str(day),)),
-                      steps=100, decay_steps=30, log_every=5, checkpoint_every=100, sample_every=50)
+                      steps=100, decay_steps=30, train={"log_every": 5, "checkpoint_every": 100, "sample_every": 50})
     result = train_translation(cfg, tmp_path / "run", quiet=True)
     stats = tmp_path / "run" / "stats.jsonl"
     # 20 records (one per 5 steps); single records are noisy at batch 2, so compare means of 4.

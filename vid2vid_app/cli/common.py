@@ -77,3 +77,31 @@ def threads_option(func):
         "--threads", type=click.IntRange(min=1), default=None,
         help="CPU threads for PyTorch and OpenCV [default: the cores not busy with other processes at "
              "start, or $OMP_NUM_THREADS].")(with_threads)
+
+
+def train_run_options(func):
+    """``--cpu-bf16``, ``--deterministic`` and ``--sync-bn``: run settings of both training commands."""
+    options = [
+        click.option("--cpu-bf16", is_flag=True,
+                     help="Mixed precision on the CPU: bfloat16 autocast (turns on --amp). Faster on CPUs "
+                          "with bf16 instructions (AVX512-BF16, AMX), slower elsewhere; slightly less precise."),
+        click.option("--deterministic", is_flag=True,
+                     help="Deterministic kernels only (torch.use_deterministic_algorithms, no cuDNN "
+                          "autotuning): a rerun with the same --seed gives the same weights, at some speed cost."),
+        click.option("--sync-bn", is_flag=True,
+                     help="Under torchrun: batch-norm statistics over all processes' batches (SyncBatchNorm). "
+                          "No effect in a single process or on networks without batch norm."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def train_settings(*, amp: bool | None, cpu_bf16: bool, deterministic: bool, sync_bn: bool,
+                   **values) -> dict:
+    """Training options as TrainSettings overrides (``None``: keep the preset's value). CPU bf16 is
+    a kind of mixed precision, so ``--cpu-bf16`` turns on ``amp`` and contradicts ``--fp32``."""
+    if cpu_bf16 and amp is False:
+        raise UserError("--cpu-bf16 is mixed precision on the CPU and contradicts --fp32; give one of them.")
+    flags = {"cpu_bf16": cpu_bf16, "deterministic": deterministic, "sync_bn": sync_bn}
+    return {**values, "amp": True if cpu_bf16 else amp, **{k: True if v else None for k, v in flags.items()}}

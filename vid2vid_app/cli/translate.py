@@ -24,6 +24,8 @@ from .common import (
     quiet_option,
     runs_dir_option,
     threads_option,
+    train_run_options,
+    train_settings,
     user_errors,
 )
 
@@ -170,7 +172,10 @@ def run_cmd(input_path: Path, output: Path, model: str, direction: str | None, e
 # train
 
 _RESUME_ALLOWED = {"steps", "decay_steps", "device", "num_workers", "checkpoint_every", "sample_every",
-                   "log_every", "amp", "tensorboard"}
+                   "log_every", "amp", "tensorboard", "cpu_bf16", "deterministic", "sync_bn"}
+# Options that go to the run settings (TranslateConfig.train) rather than to TranslateConfig itself.
+_TRAIN_OPTIONS = ("batch_size", "lr", "seed", "num_workers", "checkpoint_every", "sample_every", "amp",
+                  "tensorboard", "cpu_bf16", "deterministic", "sync_bn")
 
 
 @translate_video.command("train")
@@ -226,6 +231,7 @@ _RESUME_ALLOWED = {"steps", "decay_steps", "device", "num_workers", "checkpoint_
               help="Mixed precision on CUDA (bf16, or fp16 with a grad scaler) [--amp]; --fp32 turns it off.")
 @click.option("--tensorboard/--no-tensorboard", default=None,
               help="Also log losses and samples for TensorBoard (pip install tensorboard).")
+@train_run_options
 @click.option("--resume", is_flag=True, help="Continue the run NAME from its last checkpoint.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved settings and data sizes, then stop.")
 @runs_dir_option
@@ -242,7 +248,7 @@ def train_cmd(ctx: click.Context, mode: str | None, name: str, preset: str, pair
 
     Runs under `torchrun --nproc_per_node N` too: rank 0 prepares the run and prints; all ranks train.
     """
-    from ..config import to_dict
+    from ..config import replace_given, to_dict
     from ..runs import run_folder
     from ..training.distributed import is_main_process
     from ..translate.config import DataSpec, make_config
@@ -258,6 +264,8 @@ def train_cmd(ctx: click.Context, mode: str | None, name: str, preset: str, pair
                         domain_a=tuple(str(p) for p in domain_a), domain_b=tuple(str(p) for p in domain_b),
                         frame_step=frame_step or 1, max_frames=max_frames)
     given = {k for k in ctx.params if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
+    train = train_settings(device=None if device == "auto" else device,
+                           **{key: settings.pop(key) for key in _TRAIN_OPTIONS})
 
     if resume:
         if resume and overwrite:
@@ -265,22 +273,21 @@ def train_cmd(ctx: click.Context, mode: str | None, name: str, preset: str, pair
         cfg = load_settings(run_dir)
         if mode is not None and mode != cfg.mode:
             raise UserError(f"run {name} is a {cfg.mode} run; --mode {mode} does not match.")
-        ignored = sorted((given & (set(settings) | {"preset", "direction", "no_flip"})) - _RESUME_ALLOWED)
+        ignored = sorted((given & (set(settings) | set(train) | {"preset", "direction", "no_flip"})) - _RESUME_ALLOWED)
         if ignored and not quiet:
             click.echo(f"note: on --resume the run's saved settings are used; ignoring "
                        f"{', '.join('--' + k.replace('_', '-') for k in ignored)}.", err=True)
         for key in _RESUME_ALLOWED & set(settings):
             if settings[key] is not None:
                 setattr(cfg, key, settings[key])
-        if device != "auto":
-            cfg.device = device
+        cfg.train = replace_given(cfg.train, {k: v for k, v in train.items() if k in _RESUME_ALLOWED})
         if data is not None:
             cfg.data = data  # the data moved, or more was added
     else:
         if mode is None:
             raise UserError("--mode pix2pix or --mode cyclegan is required.")
-        cfg = make_config(mode, preset, direction=direction, flip=False if no_flip else None, device=device,
-                          data=data, **settings)
+        cfg = make_config(mode, preset, direction=direction, flip=False if no_flip else None, data=data,
+                          train=train, **settings)
         if data is None:
             prepare_data(cfg)  # raises the "no training data" error
 

@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..config import to_dict
+from ..config import TrainSettings, to_dict
 from ..device import reuse_freed_memory, thread_note
 from ..errors import UserError
 from ..progress import progress
@@ -53,48 +53,28 @@ from .schedule import lr_factor, set_lr
 
 
 @dataclass
-class TrainConfig:
-    """Settings of one training stage (saved in config.json and in every checkpoint)."""
+class TrainConfig(TrainSettings):
+    """Settings of one training stage: the run's :class:`~vid2vid_app.config.TrainSettings` and the
+    stage's length (saved in config.json and in every checkpoint)."""
 
     steps: int = 1000                 # total iterations (one batch each)
     decay_steps: int = 500            # LR constant, then linear to 0 over the last decay_steps
     #                                   (more than steps: the decay spans the whole run)
-    batch_size: int = 1               # per process (global batch = batch_size * world size)
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    num_workers: int = 0              # DataLoader worker processes
-    seed: int = 0
-    device: str = "auto"              # auto | cpu | cuda | cuda:N
-    amp: bool = True                  # CUDA mixed precision (bf16 where supported, else fp16 + scaler)
-    cpu_bf16: bool = False            # opt-in bf16 autocast on CPU
-    channels_last: bool = True        # on CUDA (on CPU it measured 10-20% slower for these networks)
-    log_every: int = 10               # steps between stats.jsonl records
-    sample_every: int = 100           # steps between sample grids (0: never)
-    checkpoint_every: int = 500       # steps between checkpoints (and validation); always at the end
-    tensorboard: bool = False
-    sync_bn: bool = False             # SyncBatchNorm under DDP
-    deterministic: bool = False       # torch.use_deterministic_algorithms for bit-exact reruns
-    shuffle: bool = True
-    drop_last: bool = True            # equal batch shapes; the short tail batch of an epoch is skipped
-    reuse_cpu_memory: bool = True     # CPU: keep freed memory for reuse (device.reuse_freed_memory)
+
+    @classmethod
+    def for_stage(cls, settings: TrainSettings, steps: int, decay_steps: int, **changes: Any) -> TrainConfig:
+        """The loop's config for a stage of ``steps`` (``decay_steps`` of them decaying) run with
+        ``settings``; ``changes`` replace single settings (e.g. a batch size lowered to fit the data)."""
+        values = {f.name: getattr(settings, f.name) for f in fields(TrainSettings)}
+        return cls(steps=steps, decay_steps=decay_steps, **{**values, **changes})
 
     def validate(self) -> None:
         """Raise :class:`UserError` for impossible settings."""
-        checks = [
-            (self.steps >= 1, f"steps must be at least 1 (got {self.steps})"),
-            (self.decay_steps >= 0, f"decay steps must be 0 or more (got {self.decay_steps})"),
-            (self.batch_size >= 1, f"batch size must be at least 1 (got {self.batch_size})"),
-            (self.lr > 0 and math.isfinite(self.lr), f"learning rate must be positive (got {self.lr})"),
-            (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "Adam betas must be in [0, 1)"),
-            (self.num_workers >= 0, f"num_workers must be 0 or more (got {self.num_workers})"),
-            (self.log_every >= 1, f"log_every must be at least 1 (got {self.log_every})"),
-            (self.sample_every >= 0, f"sample_every must be 0 or more (got {self.sample_every})"),
-            (self.checkpoint_every >= 1, f"checkpoint_every must be at least 1 (got {self.checkpoint_every})"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise UserError(f"invalid training settings: {message}.")
+        if self.steps < 1:
+            raise UserError(f"invalid training settings: steps must be at least 1 (got {self.steps}).")
+        if self.decay_steps < 0:
+            raise UserError(f"invalid training settings: decay steps must be 0 or more (got {self.decay_steps}).")
+        super().validate()
 
 
 @dataclass

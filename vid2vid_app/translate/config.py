@@ -18,7 +18,9 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
+from ..config import TrainSettings, nest_fields, replace_given
 from ..errors import UserError
 
 MODES = ("pix2pix", "cyclegan")
@@ -94,24 +96,19 @@ class TranslateConfig:
     epochs_decay: int = 100
     steps: int | None = None
     decay_steps: int | None = None
-    batch_size: int = 1
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    # Run.
-    seed: int = 0
-    device: str = "auto"
-    num_workers: int = 0
-    amp: bool = True  # CUDA mixed precision (bf16 where supported, else fp16 + grad scaler)
-    tensorboard: bool = False  # also log to RUNS/NAME/tensorboard/ (needs the tensorboard extra)
-    log_every: int = 10
-    sample_every: int = 100
-    checkpoint_every: int = 500
+    # Run: optimizer, batch size, seed, device, precision, logging.
+    train: TrainSettings = field(default_factory=TrainSettings)
+
+    @staticmethod
+    def upgrade_dict(data: dict[str, Any]) -> dict[str, Any]:
+        """A translate.json or model file written before the run settings were nested: its flat
+        ``lr``, ``seed``, ``device``, ... move into ``train``."""
+        return nest_fields(data, "train", TrainSettings)
 
     def total_steps(self, n_items: int) -> tuple[int, int]:
         """(steps, decay_steps) for a dataset of ``n_items`` training items: explicit values win,
         else (epochs + epochs_decay) epochs of ceil(n_items / batch_size) iterations each."""
-        per_epoch = max(1, math.ceil(n_items / self.batch_size))
+        per_epoch = max(1, math.ceil(n_items / self.train.batch_size))
         steps = self.steps if self.steps is not None else (self.epochs + self.epochs_decay) * per_epoch
         if self.decay_steps is not None:
             decay = self.decay_steps
@@ -134,26 +131,28 @@ _TINY = {
     # 64x64 crops from 72x72; a 6-level U-Net (stride 64) at ngf 16 trains at tens of steps/s on CPU.
     "pix2pix": dict(arch="unet_256", n_downs=6, ngf=16, norm="batch", dropout=True, ndf=16,
                     norm_d="batch", gan_mode="vanilla", load_size=72, crop_size=64, steps=300,
-                    decay_steps=100, batch_size=4, sample_every=100, checkpoint_every=150,
-                    log_every=10),
+                    decay_steps=100,
+                    train=dict(batch_size=4, sample_every=100, checkpoint_every=150, log_every=10)),
     # CycleGAN costs four networks per step: ResNet with 3 blocks at ngf 8. Such small networks
     # learn the cycle noticeably faster with a larger step than the paper's 2e-4.
     "cyclegan": dict(arch="resnet_6blocks", n_blocks=3, ngf=8, norm="instance", dropout=False, ndf=8,
-                     norm_d="instance", gan_mode="lsgan", load_size=72, crop_size=64, steps=200, lr=5e-4,
-                     decay_steps=60, batch_size=2, pool_size=50, sample_every=100,
-                     checkpoint_every=100, log_every=10),
+                     norm_d="instance", gan_mode="lsgan", load_size=72, crop_size=64, steps=200,
+                     decay_steps=60, pool_size=50,
+                     train=dict(lr=5e-4, batch_size=2, sample_every=100, checkpoint_every=100, log_every=10)),
 }
 PRESETS = {"tiny": _TINY, "standard": _STANDARD}
 
 
-def make_config(mode: str, preset: str = "standard", **overrides) -> TranslateConfig:
-    """The ``preset`` settings for ``mode`` with ``overrides`` (None values are ignored) on top."""
+def make_config(mode: str, preset: str = "standard", *, train: dict[str, Any] | None = None,
+                **overrides) -> TranslateConfig:
+    """The ``preset`` settings for ``mode`` with ``overrides`` (None values are ignored) and the run
+    settings ``train`` (:class:`TrainSettings` field -> value, None ignored) on top."""
     if mode not in MODES:
         raise UserError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}.")
     if preset not in PRESETS:
         raise UserError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}.")
     values = dict(PRESETS[preset][mode], mode=mode, preset=preset)
-    known = {f.name for f in dataclasses.fields(TranslateConfig)}
+    known = {f.name for f in dataclasses.fields(TranslateConfig)} - {"train"}
     for key, value in overrides.items():
         if key not in known:
             raise TypeError(f"unknown TranslateConfig field {key!r}")
@@ -172,7 +171,8 @@ def make_config(mode: str, preset: str = "standard", **overrides) -> TranslateCo
         # New total steps without a decay length: decay over the papers' share (half) of the run,
         # not over the preset's absolute count.
         values["decay_steps"] = None
-    cfg = TranslateConfig(**values)
+    settings = replace_given(TranslateConfig().train, values.pop("train", None))
+    cfg = TranslateConfig(**values, train=replace_given(settings, train))
     validate(cfg)
     return cfg
 
@@ -191,7 +191,7 @@ def validate(cfg: TranslateConfig) -> None:
         raise UserError(f"crop size {cfg.crop_size} is too small; use at least 16 pixels.")
     if cfg.preprocess != "crop" and cfg.load_size < cfg.crop_size:
         raise UserError(f"load size {cfg.load_size} is smaller than the crop size {cfg.crop_size}.")
-    if cfg.batch_size < 1 or (cfg.steps is not None and cfg.steps < 1):
+    if cfg.train.batch_size < 1 or (cfg.steps is not None and cfg.steps < 1):
         raise UserError("batch size and steps must be at least 1.")
     if not 0 <= cfg.val_fraction < 1:
         raise UserError(f"validation fraction {cfg.val_fraction} must be in [0, 1).")

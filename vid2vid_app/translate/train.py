@@ -219,7 +219,7 @@ def train_translation(cfg: TranslateConfig, run_dir: str | Path, *, resume: bool
 
     validate(cfg)
     run_dir = Path(run_dir)
-    info = distributed.setup(cfg.device)
+    info = distributed.setup(cfg.train.device)
     quiet = quiet or not info.is_main
     say = log if log is not None and info.is_main else (lambda _msg: None)
     start = time.perf_counter()
@@ -228,9 +228,9 @@ def train_translation(cfg: TranslateConfig, run_dir: str | Path, *, resume: bool
     # never costs the run that --overwrite would replace.
     data = distributed.main_process_first(lambda: prepare_data(cfg, quiet=quiet), info)
     per_process = -(-len(data.train) // info.world_size)  # the items each process sees per epoch
-    batch_size = min(cfg.batch_size, per_process)
-    if batch_size < cfg.batch_size:
-        data.notes.append(f"batch size lowered from {cfg.batch_size} to {batch_size}: the training set has "
+    batch_size = min(cfg.train.batch_size, per_process)
+    if batch_size < cfg.train.batch_size:
+        data.notes.append(f"batch size lowered from {cfg.train.batch_size} to {batch_size}: the training set has "
                           f"only {len(data.train)} item(s)"
                           + (f", {per_process} per process." if info.enabled else "."))
     for note in data.notes:
@@ -248,14 +248,11 @@ def _train_in_run(cfg: TranslateConfig, run_dir: Path, data: PreparedData, batch
     ``run_lock`` is held; then write the model file."""
     from ..training import TrainConfig, distributed, train
 
-    torch.manual_seed(cfg.seed)  # weight initialisation follows --seed, so runs are reproducible
+    torch.manual_seed(cfg.train.seed)  # weight initialisation follows --seed, so runs are reproducible
     nets = build_networks(cfg)
     objective = build_objective(cfg, nets)
     steps, decay = cfg.total_steps(len(data.train))
-    tcfg = TrainConfig(steps=steps, decay_steps=decay, batch_size=batch_size, lr=cfg.lr, beta1=cfg.beta1,
-                       beta2=cfg.beta2, num_workers=cfg.num_workers, seed=cfg.seed, device=cfg.device,
-                       amp=cfg.amp, tensorboard=cfg.tensorboard, log_every=cfg.log_every, sample_every=cfg.sample_every,
-                       checkpoint_every=cfg.checkpoint_every)
+    tcfg = TrainConfig.for_stage(cfg.train, steps, decay, batch_size=batch_size)
 
     def write_run_files() -> None:
         state = run_lock.enter_context(open_run(run_dir, "translate", resume=resume, overwrite=overwrite,
