@@ -14,7 +14,6 @@ from dance_transfer_utils import TARGET_SIZE, TARGET_STATS, cut_clip, gradient_c
 from vid2vid_app.cli.dance import dance
 from vid2vid_app.dance.model import DanceModel
 from vid2vid_app.dance.transfer import (
-    fit_keypoints,
     frame_range,
     hold_missing,
     parse_position,
@@ -292,16 +291,6 @@ def test_hold_missing_uses_the_nearest_earlier_detection():
     held = hold_missing(kp, valid)
     # Frame 0 (before the first detection) takes frame 1; 2-3 take 1; 5 takes 4.
     assert held[:, 0, 0].tolist() == [1, 1, 1, 1, 4, 4]
-
-
-def test_fit_keypoints_letterboxes_into_the_target_frame():
-    kp = np.array([[[0, 0, 1], [720, 1280, 0.5]]], dtype=np.float32)  # corners of a 720x1280 frame
-    out = fit_keypoints(kp, (720, 1280), (360, 640))
-    np.testing.assert_allclose(out[0, :, :2], [[0, 0], [360, 640]])
-    land = fit_keypoints(kp, (1280, 720), (360, 640))  # landscape into portrait: centred vertically
-    # scale 360/1280: the content is 360x202 (202.5 rounded to even), top bar (640 - 202) // 2 = 219.
-    np.testing.assert_allclose(land[0, 0, :2], [0, 219], atol=1e-4)
-    assert land[0, 1, 2] == pytest.approx(0.5)
 
 
 def test_normalisation_puts_the_source_on_the_target_ground_and_scale(bundled_samples):

@@ -9,7 +9,6 @@ import pytest
 from pose_utils import standing_pose
 
 from vid2vid_app.errors import UserError
-from vid2vid_app.imaging import letterbox
 from vid2vid_app.pose import PoseSequence
 from vid2vid_app.pose import skeleton as sk
 
@@ -107,16 +106,3 @@ def test_scaled_and_resized_to():
     np.testing.assert_allclose(wide.keypoints[0, :, 0], seq.keypoints[0, :, 0] * 2)
     np.testing.assert_allclose(wide.keypoints[0, :, 1], seq.keypoints[0, :, 1])
 
-
-def test_letterboxed_maps_like_the_image():
-    # A 200x300 frame fitted into a 256x256 canvas: scale 256/300, centred horizontally.
-    frame = np.zeros((300, 200, 3), dtype=np.uint8)
-    canvas, box = letterbox(frame, 256, 256)
-    seq = PoseSequence(np.zeros((1, 33, 3), np.float32), (200, 300), 25)
-    seq.keypoints[0, 0] = (0, 0, 1)        # top-left corner of the frame
-    seq.keypoints[0, 1] = (200, 300, 1)    # bottom-right corner
-    out = seq.letterboxed(box, (256, 256))
-    assert out.size == (256, 256)
-    np.testing.assert_allclose(out.keypoints[0, 0, :2], (box.x0, box.y0))
-    np.testing.assert_allclose(out.keypoints[0, 1, :2], (box.x0 + box.content_w, box.y0 + box.content_h), atol=1)
-    assert box.x0 == (256 - round(200 * 256 / 300)) // 2

@@ -31,9 +31,15 @@ def to_uint8(tensor: torch.Tensor) -> np.ndarray:
     squeeze = tensor.ndim == 3
     if squeeze:
         tensor = tensor[None]
-    t = tensor.detach().float().add(1.0).mul(127.5).round_().clamp_(0, 255)
-    out = t.to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
+    out = to_uint8_tensor(tensor).permute(0, 2, 3, 1).contiguous().cpu().numpy()
     return out[0] if squeeze else out
+
+
+def to_uint8_tensor(tensor: torch.Tensor) -> torch.Tensor:
+    """float (..., C, H, W) in [-1, 1] -> uint8 tensor of the same shape on the same device,
+    rounded half to even and clipped. On a GPU this only queues kernels: the caller's ``.cpu()``
+    (e.g. in an encoder thread) is where it waits."""
+    return tensor.detach().float().add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
 
 
 def to_float_array(images: np.ndarray) -> np.ndarray:
@@ -117,12 +123,17 @@ def letterbox(image: np.ndarray, width: int, height: int, fill: int = 0) -> tupl
     return canvas, box
 
 
-def unletterbox(image: np.ndarray, box: Letterbox, width: int, height: int) -> np.ndarray:
-    """Cut the content of a letterboxed canvas out and resize it back to (height, width)."""
-    content = image[box.y0 : box.y0 + box.content_h, box.x0 : box.x0 + box.content_w]
-    if content.shape[:2] == (height, width):
-        return np.ascontiguousarray(content)
-    return cv2.resize(content, (width, height), interpolation=cv2.INTER_LINEAR)
+def keypoints_to_canvas(keypoints: np.ndarray, box: Letterbox) -> np.ndarray:
+    """Map keypoints (..., K, 3) (x, y, confidence) in pixels of an image into the canvas that
+    :func:`letterbox` fits that image into with ``box``: ``x' = x * scale + x0`` (same for y).
+
+    Returns a float32 copy; confidences unchanged, NaN coordinates stay NaN. For a frame of
+    another size, ``box = letterbox_geometry(src_w, src_h, width, height)``.
+    """
+    out = np.array(keypoints, dtype=np.float32, copy=True)
+    out[..., 0] = out[..., 0] * box.scale + box.x0
+    out[..., 1] = out[..., 1] * box.scale + box.y0
+    return out
 
 
 def resize_max_side(image: np.ndarray, max_side: int | None) -> np.ndarray:

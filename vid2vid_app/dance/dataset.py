@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..imaging import to_tensor
 from .prepare import PreparedData
 
 
@@ -28,11 +29,6 @@ def downscale_frame(frame: np.ndarray, factor: int) -> np.ndarray:
     h, w, c = frame.shape
     blocks = np.asarray(frame, dtype=np.float32).reshape(h // factor, factor, w // factor, factor, c)
     return np.round(blocks.mean(axis=(1, 3))).astype(np.uint8)
-
-
-def _to_tensor(image: np.ndarray) -> torch.Tensor:
-    """uint8 (H, W, 3) -> float (3, H, W) in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
 
 
 class StagePoses:
@@ -111,10 +107,10 @@ class TemporalPairDataset(Dataset):
             shift = np.random.normal(0.0, sigma, size=(1, 2))
             offsets = [shift + np.random.normal(0.0, sigma / 2, size=(33, 2)) for _ in range(2)]
         item = {
-            "pose0": _to_tensor(self.poses.render(t, offsets[0])),
-            "pose1": _to_tensor(self.poses.render(t + 1, offsets[1])),
-            "frame0": _to_tensor(self.frame(t)),
-            "frame1": _to_tensor(self.frame(t + 1)),
+            "pose0": to_tensor(self.poses.render(t, offsets[0]))[0],
+            "pose1": to_tensor(self.poses.render(t + 1, offsets[1]))[0],
+            "frame0": to_tensor(self.frame(t))[0],
+            "frame1": to_tensor(self.frame(t + 1))[0],
         }
         if self.face_boxes:
             for key, frame in (("box0", t), ("box1", t + 1)):

@@ -36,9 +36,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError
-from ..imaging import letterbox, to_tensor, to_uint8
+from ..imaging import keypoints_to_canvas, letterbox, letterbox_geometry, to_tensor, to_uint8
 from ..progress import progress
-from .transfer import content_crop, fit_keypoints, load_model
+from .transfer import content_crop, load_model
 
 METRIC_KEYS = ("psnr", "ssim", "lpips", "pose_distance", "flicker")
 LPIPS_NETS = ("alexnet", "vgg16")
@@ -208,7 +208,7 @@ def video_frames(model: Any, video: Path, max_frames: int | None = None, quiet: 
         raise UserError(f"no person was detected in any of the {len(seq)} frames of {video}.")
     keypoints = seq.keypoints[valid]
     if size != (tw, th):
-        keypoints = fit_keypoints(keypoints, size, (tw, th))
+        keypoints = keypoints_to_canvas(keypoints, letterbox_geometry(size[0], size[1], tw, th))
     indices = np.flatnonzero(valid)
     return EvalFrames(real=np.stack([canvases[t] for t in indices]), keypoints=keypoints,
                       restart=restarts(indices), fps=float(info.fps),

@@ -29,7 +29,7 @@ import torch
 from ..config import from_dict, to_dict
 from ..device import autocast, autocast_dtype, resolve_device
 from ..errors import UserError
-from ..imaging import Letterbox, crop_to, pad_to_multiple
+from ..imaging import Letterbox, crop_to, keypoints_to_canvas, pad_to_multiple
 from .config import DanceConfig
 
 APP = "dance"  # meta["app"] of a dance model file
@@ -45,24 +45,6 @@ def letterbox_to_dict(box: Letterbox) -> dict[str, float]:
 def letterbox_from_dict(data: dict[str, Any]) -> Letterbox:
     return Letterbox(float(data["scale"]), int(data["x0"]), int(data["y0"]), int(data["content_w"]),
                      int(data["content_h"]))
-
-
-def keypoints_to_canvas(keypoints: np.ndarray, box: Letterbox, factor: float = 1.0) -> np.ndarray:
-    """Map keypoints (..., K, 3) in source-video pixels into a letterboxed canvas.
-
-    ``x' = (x * scale + x0) * factor`` (same for y); confidences unchanged. ``factor`` maps the
-    canvas of ``box`` to a smaller/larger one (0.5: the global stage under a local-stage canvas).
-    NaN coordinates stay NaN.
-    """
-    out = np.array(keypoints, dtype=np.float32, copy=True)
-    out[..., 0] = (out[..., 0] * box.scale + box.x0) * factor
-    out[..., 1] = (out[..., 1] * box.scale + box.y0) * factor
-    return out
-
-
-def stats_to_json(stats) -> Any:
-    """A BodyStats as JSON-able data (whatever its ``to_json`` gives: a dict or a JSON string)."""
-    return stats.to_json()
 
 
 def stats_from_json(data: Any):
@@ -84,7 +66,7 @@ def save_dance_model(path: str | os.PathLike, *, generator: torch.nn.Module,
         "app": APP,
         "stage": stage,
         "config": to_dict(config),
-        "target_stats": stats_to_json(target_stats),
+        "target_stats": target_stats.to_json(),
         "render_style": to_dict(render_style),
         "target_size": [int(target_size[0]), int(target_size[1])],
         "resolution": [int(resolution[0]), int(resolution[1])],

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..fileio import atomic_path, write_json_atomic
-from ..imaging import Letterbox, letterbox, letterbox_geometry
+from ..imaging import Letterbox, keypoints_to_canvas, letterbox, letterbox_geometry
 from ..progress import progress
 
 CACHE_VERSION = 1
@@ -170,7 +170,6 @@ def prepare_dance_data(videos: list[str | os.PathLike], data_dir: str | os.PathL
                         f"at least {min_frames} are needed to train.")
 
     from ..pose.keypoints import PoseSequence
-    from .model import keypoints_to_canvas
 
     stats = compute_stats(PoseSequence(keypoints=keypoints, size=target_size, fps=float(infos[0].fps)))
     return PreparedData(

@@ -47,7 +47,15 @@ import torch
 
 from ..errors import UserError
 from ..fileio import check_output_path
-from ..imaging import Letterbox, float_array_to_uint8, hstack, letterbox_geometry, to_float_array
+from ..imaging import (
+    Letterbox,
+    float_array_to_uint8,
+    hstack,
+    keypoints_to_canvas,
+    letterbox_geometry,
+    to_float_array,
+    to_uint8_tensor,
+)
 from ..progress import progress
 from ..video.writer import check_video_suffix
 
@@ -333,29 +341,21 @@ def read_source_poses(poses: Any, source: Path, frame_count: int, size: tuple[in
 # Step 2: into the target's coordinates
 
 
-def fit_keypoints(keypoints: np.ndarray, source_size: tuple[int, int], target_size: tuple[int, int]) -> np.ndarray:
-    """Map (..., K, 3) keypoints from a source frame into a target frame of another size the way
-    a letterbox would: one uniform scale (aspect kept), centred. Confidences unchanged."""
-    box = letterbox_geometry(source_size[0], source_size[1], target_size[0], target_size[1])
-    out = np.array(keypoints, dtype=np.float32, copy=True)
-    out[..., 0] = out[..., 0] * box.scale + box.x0
-    out[..., 1] = out[..., 1] * box.scale + box.y0
-    return out
-
-
 def to_target_poses(poses: SourcePoses, target_size: tuple[int, int], target_stats: Any,
                     normalize: bool, source: Path | str = "the source") -> np.ndarray:
     """Step 2: (T, 33, 3) source keypoints -> keypoints in the target video's pixels.
 
-    The source frame is first fitted into the target frame (:func:`fit_keypoints`); with
+    The source frame is first fitted into the target frame the way a letterbox would (one
+    uniform scale, centred: :func:`~vid2vid_app.imaging.keypoints_to_canvas`); with
     ``normalize`` the source's body statistics (from its detected and interpolated frames,
     never the held copies) are then mapped onto ``target_stats`` frame by frame.
     """
     from ..pose.keypoints import PoseSequence
 
     seq = poses.sequence
-    fitted = PoseSequence(fit_keypoints(seq.keypoints, seq.size, target_size), target_size, seq.fps)
-    held = PoseSequence(fit_keypoints(poses.filled, seq.size, target_size), target_size, seq.fps)
+    box = letterbox_geometry(seq.size[0], seq.size[1], target_size[0], target_size[1])
+    fitted = PoseSequence(keypoints_to_canvas(seq.keypoints, box), target_size, seq.fps)
+    held = PoseSequence(keypoints_to_canvas(poses.filled, box), target_size, seq.fps)
     if not normalize:
         return held.keypoints
     from ..pose.normalize import compute_stats
@@ -379,11 +379,6 @@ class _Frame:
 
     generated: torch.Tensor  # (1, 3, H, W): float in [-1, 1] on the CPU, or uint8 on the GPU
     pose_image: np.ndarray  # (H, W, 3) uint8 stick figure on the canvas
-
-
-def _to_uint8_async(frames: torch.Tensor) -> torch.Tensor:
-    """(N, 3, H, W) in [-1, 1] -> uint8 on the same device; on a GPU this only queues kernels."""
-    return frames.add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
 
 
 def content_crop(image: np.ndarray, box: Letterbox) -> np.ndarray:
@@ -444,7 +439,7 @@ def run_generation(model: Any, keypoints: np.ndarray, write: Callable[[np.ndarra
         for image, tensor, box in progress(renders, total=len(keypoints), desc=desc, unit="frame", quiet=quiet):
             boxes = None if box is None else box[None]
             out = model.generate(tensor.to(model.device, non_blocking=True), prev, boxes=boxes)
-            writer.put(_Frame(_to_uint8_async(out) if cuda else out, image))
+            writer.put(_Frame(to_uint8_tensor(out) if cuda else out, image))
             prev = out
     finally:
         # Stop the render thread now (not when the loop's generator is garbage collected).

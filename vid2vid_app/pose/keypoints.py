@@ -24,7 +24,6 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -32,9 +31,6 @@ from ..errors import UserError
 from ..fileio import atomic_path
 from . import parts
 from . import skeleton as sk
-
-if TYPE_CHECKING:  # imaging imports torch; the pose package itself must not need it
-    from ..imaging import Letterbox
 
 
 @dataclass
@@ -147,14 +143,6 @@ class PoseSequence:
         out = self.scaled(size[0] / self.size[0], size[1] / self.size[1])
         out.size = (int(size[0]), int(size[1]))
         return out
-
-    def letterboxed(self, box: Letterbox, canvas: tuple[int, int]) -> PoseSequence:
-        """Coordinates mapped the way :func:`vid2vid_app.imaging.letterbox` mapped the frames:
-        scaled by ``box.scale`` then offset by ``(box.x0, box.y0)``; ``canvas`` = (width, height)."""
-        kp = self.packed()
-        kp[:, :, 0] = kp[:, :, 0] * box.scale + box.x0
-        kp[:, :, 1] = kp[:, :, 1] * box.scale + box.y0
-        return self.with_points(kp, canvas)
 
     # --- save / load ----------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
