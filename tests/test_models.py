@@ -58,7 +58,7 @@ def test_discriminator_parameter_counts_match_reference(arch, kw, expected):
 
 def test_registries_hold_the_documented_names():
     assert set(GENERATORS) == {"unet_128", "unet_256", "resnet_6blocks", "resnet_9blocks", "global", "local", "face"}
-    assert set(DISCRIMINATORS) == {"patch", "pixel", "multiscale", "temporal", "face"}
+    assert set(DISCRIMINATORS) == {"patch", "pixel", "multiscale", "temporal", "face", "todaygan"}
 
 
 # Tiny configurations of every generator: (arch, keywords, input size).

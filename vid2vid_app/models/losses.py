@@ -1,5 +1,5 @@
-"""Loss functions for the GAN objectives: adversarial, feature matching, perceptual, cycle,
-identity, and the CycleGAN history pool.
+"""Loss functions for the GAN objectives: adversarial (also ToDayGAN's relativistic multi-view
+loss), feature matching, perceptual, cycle, identity, and the CycleGAN history pool.
 
 Loss weights (lambda_L1 = 100, lambda_feat = 10, lambda_cycle = 10, ...) are applied by the
 objectives, not here. Every loss returns a scalar float32 tensor.
@@ -85,6 +85,75 @@ def gan_loss(
     losses = [_gan_loss_one(p, target_is_real, mode, for_discriminator) for p in _final_logits(pred)]
     total = torch.stack(losses).sum()
     return total / len(losses) if scale_reduction == "mean" else total
+
+
+def level_weights(n: int) -> list[float]:
+    """Weights of a ToDayGAN discriminator view's ``n`` logits maps, shallow first.
+
+    Deeper levels count more: 1, 2, ..., n - 1 and n + 1 for the final map, divided by their sum and
+    by ``n`` as in ToDayGAN's code. The weights thus sum to 1 / n, which sets the strength of the
+    GAN term against the cycle loss in that method's defaults.
+    """
+    if n < 1:
+        raise ValueError(f"need at least one logits map, got {n}")
+    raw = [float(k) for k in range(1, n + 1)]
+    raw[-1] += 1.0
+    total = sum(raw) * n
+    return [w / total for w in raw]
+
+
+def relativistic_lsgan_loss(real: torch.Tensor, fake: torch.Tensor, for_discriminator: bool = True) -> torch.Tensor:
+    """Relativistic least-squares GAN loss on paired logits maps of one shape (ToDayGAN).
+
+    The discriminator wants each real map to exceed the fake one of the same batch position by 1:
+    mean((real - fake - 1)^2); the generator wants the reverse, mean((fake - real - 1)^2), with the
+    real maps taken as constants. Judging real against fake rather than against fixed targets
+    keeps the discriminator from saturating on easy batches.
+    """
+    if real.shape != fake.shape:
+        raise ValueError(f"relativistic loss needs real and fake maps of one shape: {tuple(real.shape)} vs "
+                         f"{tuple(fake.shape)}")
+    r, f = real.float(), fake.float()
+    if for_discriminator:
+        return (r - f - 1.0).square().mean()
+    return (f - r.detach() - 1.0).square().mean()
+
+
+def multiview_gan_loss(pred_real: Sequence[Sequence[torch.Tensor]] | None,
+                       pred_fake: Sequence[Sequence[torch.Tensor]], mode: str = "rlsgan",
+                       for_discriminator: bool = True) -> torch.Tensor:
+    """GAN loss of a ToDayGAN discriminator: ``pred_*`` are lists over views (blurred colour, grey,
+    gradient) of lists of logits maps, shallow first. Within a view the maps are weighted by
+    :func:`level_weights`; the views are averaged.
+
+    ``mode="rlsgan"``: :func:`relativistic_lsgan_loss` between the real and fake maps (``pred_real``
+    is needed for the generator too). Other modes (:data:`GAN_MODES`): the discriminator's loss is
+    ``gan(real, True) + gan(fake, False)`` per map, the generator's ``gan(fake, True)``
+    (``pred_real`` unused). Halving the discriminator's loss is the caller's choice.
+    """
+    if mode != "rlsgan" and mode not in GAN_MODES:
+        raise ValueError(f"unknown GAN loss mode {mode!r}; choose rlsgan or one of {', '.join(GAN_MODES)}")
+    if pred_real is None and (for_discriminator or mode == "rlsgan"):
+        raise ValueError(f"the {mode} {'discriminator' if for_discriminator else 'generator'} loss needs "
+                         "the real predictions")
+    views = []
+    for v, fakes in enumerate(pred_fake):
+        reals = pred_real[v] if pred_real is not None else [None] * len(fakes)
+        if len(reals) != len(fakes):
+            raise ValueError(f"view {v}: {len(reals)} real maps but {len(fakes)} fake maps")
+        total = torch.zeros((), device=fakes[-1].device)
+        for w, real, fake in zip(level_weights(len(fakes)), reals, fakes, strict=True):
+            if mode == "rlsgan":
+                term = relativistic_lsgan_loss(real, fake, for_discriminator)
+            elif for_discriminator:
+                term = _gan_loss_one(real, True, mode, True) + _gan_loss_one(fake, False, mode, True)
+            else:
+                term = _gan_loss_one(fake, True, mode, False)
+            total = total + w * term
+        views.append(total)
+    if not views:
+        raise ValueError("empty discriminator output")
+    return torch.stack(views).mean()
 
 
 def feature_matching_loss(

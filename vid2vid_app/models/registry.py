@@ -19,6 +19,7 @@ from .discriminators import (
     PatchDiscriminator,
     PixelDiscriminator,
     TemporalDiscriminator,
+    ToDayGANDiscriminator,
 )
 from .face import FaceResidualGenerator
 from .generators import NORMS, GlobalGenerator, LocalEnhancer, ResnetGenerator, UnetGenerator
@@ -56,6 +57,7 @@ DISCRIMINATORS: dict[str, type[nn.Module]] = {
     "multiscale": MultiscaleDiscriminator,
     "temporal": TemporalDiscriminator,
     "face": FaceDiscriminator,
+    "todaygan": ToDayGANDiscriminator,
 }
 
 DISCRIMINATOR_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -64,6 +66,8 @@ DISCRIMINATOR_DEFAULTS: dict[str, dict[str, Any]] = {
     "multiscale": {"ndf": 64, "n_layers": 3, "norm": "instance", "num_d": 2},
     "temporal": {"ndf": 64, "n_layers": 3, "norm": "instance", "num_d": 2},
     "face": {"ndf": 64, "n_layers": 3, "norm": "instance", "num_d": 2},
+    # ToDayGAN: blurred colour, grey and gradient views of each image, each judged at every level.
+    "todaygan": {"ndf": 64, "n_layers": 3, "norm": "instance"},
 }
 
 
@@ -130,7 +134,8 @@ def build_discriminator(
     """Build the discriminator ``arch`` (a key of DISCRIMINATORS) on ``in_channels`` input channels.
 
     "patch" and "pixel" return logits (N, 1, h, w); "multiscale", "temporal" and "face" return
-    list[list[Tensor]] (per scale, full resolution first: features..., logits last). ``.config``
+    list[list[Tensor]] (per scale, full resolution first: features..., logits last); "todaygan"
+    list[list[Tensor]] (per view: logits maps, shallow first). ``.config``
     holds the keywords (with "arch" and "in_channels").
     """
     given = dict(ndf=ndf, n_layers=n_layers, norm=norm, num_d=num_d)
