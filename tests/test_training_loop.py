@@ -9,7 +9,7 @@ import signal
 import numpy as np
 import pytest
 import torch
-from training_utils import PairedToy, assert_same_state, state_of, tiny_cyclegan, tiny_pix2pix
+from training_utils import PairedToy, assert_same_state, state_of, tiny_cyclegan, tiny_pix2pix, tiny_todaygan
 
 from vid2vid_app.config import from_dict, to_dict
 from vid2vid_app.errors import UserError
@@ -45,11 +45,12 @@ def assert_same_optimizers(a, b):
         assert [g["lr"] for g in a[name]["param_groups"]] == [g["lr"] for g in b[name]["param_groups"]]
 
 
-@pytest.mark.parametrize("make", [tiny_pix2pix, tiny_cyclegan], ids=["pix2pix", "cyclegan"])
+@pytest.mark.parametrize("make", [tiny_pix2pix, tiny_cyclegan, tiny_todaygan], ids=["pix2pix", "cyclegan", "todaygan"])
 def test_resume_is_bit_exact(tmp_path, make):
     """4 steps straight == 2 steps + resume + 2 steps: weights, optimizer state and image pools,
     with shuffled data (5 samples: the run crosses an epoch boundary), random augmentation,
-    dropout and batch norm (pix2pix) and a history pool that swaps images (CycleGAN, pool 2)."""
+    dropout and batch norm (pix2pix) and a history pool that swaps images (CycleGAN and ToDayGAN,
+    pool 2)."""
     straight = make()
     train(straight, PairedToy(), cfg(decay_steps=0), tmp_path / "a", quiet=True)
 
@@ -61,7 +62,7 @@ def test_resume_is_bit_exact(tmp_path, make):
     assert result.start_step == 2 and result.step == 4
     assert_same_state(state_of(straight), state_of(resumed))
     assert_same_optimizers(optimizer_states(tmp_path / "a"), optimizer_states(tmp_path / "b"))
-    if make is tiny_cyclegan:
+    if make in (tiny_cyclegan, tiny_todaygan):
         pools_a = load_checkpoint(checkpoint_path(tmp_path / "a"))["objective"]
         pools_b = load_checkpoint(checkpoint_path(tmp_path / "b"))["objective"]
         assert len(pools_a["pool_B"]["images"]) == 2

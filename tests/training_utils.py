@@ -6,7 +6,7 @@ import torch
 from torch.utils.data import Dataset
 
 from vid2vid_app.models import build_discriminator, build_generator
-from vid2vid_app.training import CycleGANObjective, Pix2PixObjective, TemporalObjective
+from vid2vid_app.training import CycleGANObjective, Pix2PixObjective, TemporalObjective, ToDayGANObjective
 
 SIZE = 64
 
@@ -84,6 +84,14 @@ def tiny_cyclegan(seed: int = 0, pool_size: int = 2) -> CycleGANObjective:
     gens = [build_generator("resnet_6blocks", ngf=4, n_blocks=2) for _ in range(2)]
     discs = [build_discriminator("patch", in_channels=3, ndf=4, n_layers=2, norm="instance") for _ in range(2)]
     return CycleGANObjective(*gens, *discs, pool_size=pool_size)
+
+
+def tiny_todaygan(seed: int = 0, pool_size: int = 2) -> ToDayGANObjective:
+    """ResNet generators (2 blocks) ngf 4 + ToDayGAN three-view discriminators ndf 4."""
+    torch.manual_seed(seed)
+    gens = [build_generator("resnet_6blocks", ngf=4, n_blocks=2) for _ in range(2)]
+    discs = [build_discriminator("todaygan", in_channels=3, ndf=4, n_layers=2) for _ in range(2)]
+    return ToDayGANObjective(*gens, *discs, pool_size=pool_size)
 
 
 def state_of(objective) -> dict[str, torch.Tensor]:

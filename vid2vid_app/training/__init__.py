@@ -20,6 +20,7 @@ from .objectives import (
     Pix2PixHDObjective,
     Pix2PixObjective,
     TemporalObjective,
+    ToDayGANObjective,
 )
 from .schedule import lr_factor
 
@@ -32,6 +33,7 @@ __all__ = [
     "Pix2PixHDObjective",
     "Pix2PixObjective",
     "TemporalObjective",
+    "ToDayGANObjective",
     "TrainConfig",
     "TrainResult",
     "TrainingInterrupted",

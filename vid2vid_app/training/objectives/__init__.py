@@ -6,6 +6,7 @@ from .face import FaceObjective
 from .pix2pix import Pix2PixObjective
 from .pix2pixhd import MultiScaleGANObjective, Pix2PixHDObjective
 from .temporal import TemporalObjective, generate_pair
+from .todaygan import ToDayGANObjective
 
 __all__ = [
     "CycleGANObjective",
@@ -15,6 +16,7 @@ __all__ = [
     "Pix2PixHDObjective",
     "Pix2PixObjective",
     "TemporalObjective",
+    "ToDayGANObjective",
     "adam",
     "frozen",
     "generate_pair",

@@ -52,6 +52,27 @@ class CycleGANObjective(Objective):
         discs = itertools.chain(self.raw("D_A").parameters(), self.raw("D_B").parameters())
         return {"G": adam(gens, lr, betas), "D": adam(discs, lr, betas)}
 
+    # -- the terms a variant may replace (ToDayGAN does) ------------------------------------------
+    def _judge_reals(self, real_a: torch.Tensor, real_b: torch.Tensor) -> tuple:
+        """Discriminator outputs on the real images computed once before both updates, as
+        ``(D_B(A), D_A(B))``; CycleGAN judges them inside the discriminator step instead (None)."""
+        return None, None
+
+    def _generator_gan(self, d_name: str, fake: torch.Tensor, pred_real) -> torch.Tensor:
+        """The generator's adversarial term against the (frozen) discriminator ``d_name``."""
+        return gan_loss(self.raw(d_name)(fake), True, self.gan_mode, for_discriminator=False)
+
+    def _discriminator_gan(self, d_name: str, real: torch.Tensor, pooled: torch.Tensor, pred_real) -> torch.Tensor:
+        """The discriminator's adversarial loss before halving: real -> 1, pooled fakes -> 0."""
+        d = getattr(self, d_name)
+        return gan_loss(d(real), True, self.gan_mode) + gan_loss(d(pooled), False, self.gan_mode)
+
+    def _cycle(self, reconstructed: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        return cycle_loss(reconstructed, real)
+
+    def _identity(self, same: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        return identity_loss(same, real)
+
     def train_step(self, batch: dict[str, torch.Tensor], optimizers: dict[str, Optimizer],
                    amp: Amp | None = None) -> dict[str, float]:
         amp = amp or Amp.off()
@@ -59,6 +80,8 @@ class CycleGANObjective(Objective):
         opt_g, opt_d = optimizers["G"], optimizers["D"]
         lam = self.lambda_cycle
         losses: dict[str, torch.Tensor] = {}
+        with amp.autocast():
+            pred_real_a, pred_real_b = self._judge_reals(real_a, real_b)
 
         # 1. Generators: fool both discriminators, reconstruct both cycles, keep identity.
         zero_grad(opt_g)
@@ -69,13 +92,13 @@ class CycleGANObjective(Objective):
             rec_b = self.G_A(fake_a)
             loss_g = 0.0
             if self.lambda_identity > 0:
-                losses["idt_A"] = identity_loss(self.G_A(real_b), real_b) * lam * self.lambda_identity
-                losses["idt_B"] = identity_loss(self.G_B(real_a), real_a) * lam * self.lambda_identity
+                losses["idt_A"] = self._identity(self.G_A(real_b), real_b) * lam * self.lambda_identity
+                losses["idt_B"] = self._identity(self.G_B(real_a), real_a) * lam * self.lambda_identity
                 loss_g = losses["idt_A"] + losses["idt_B"]
-            losses["G_A"] = gan_loss(self.raw("D_A")(fake_b), True, self.gan_mode, for_discriminator=False)
-            losses["G_B"] = gan_loss(self.raw("D_B")(fake_a), True, self.gan_mode, for_discriminator=False)
-            losses["cycle_A"] = cycle_loss(rec_a, real_a) * lam
-            losses["cycle_B"] = cycle_loss(rec_b, real_b) * lam
+            losses["G_A"] = self._generator_gan("D_A", fake_b, pred_real_b)
+            losses["G_B"] = self._generator_gan("D_B", fake_a, pred_real_a)
+            losses["cycle_A"] = self._cycle(rec_a, real_a) * lam
+            losses["cycle_B"] = self._cycle(rec_b, real_b) * lam
             loss_g = loss_g + losses["G_A"] + losses["G_B"] + losses["cycle_A"] + losses["cycle_B"]
         amp.backward(loss_g)
         amp.step(opt_g)
@@ -85,12 +108,10 @@ class CycleGANObjective(Objective):
         pooled_b = self.pool_B.query(fake_b.detach())
         pooled_a = self.pool_A.query(fake_a.detach())
         with amp.autocast():
-            loss_d_a = 0.5 * (gan_loss(self.D_A(real_b), True, self.gan_mode)
-                              + gan_loss(self.D_A(pooled_b), False, self.gan_mode))
+            loss_d_a = 0.5 * self._discriminator_gan("D_A", real_b, pooled_b, pred_real_b)
         amp.backward(loss_d_a)
         with amp.autocast():
-            loss_d_b = 0.5 * (gan_loss(self.D_B(real_a), True, self.gan_mode)
-                              + gan_loss(self.D_B(pooled_a), False, self.gan_mode))
+            loss_d_b = 0.5 * self._discriminator_gan("D_B", real_a, pooled_a, pred_real_a)
         amp.backward(loss_d_b)
         amp.step(opt_d)
         amp.update()
