@@ -62,6 +62,8 @@ def translate_video() -> None:
       translate-video train --mode cyclegan --domain-a night/ --domain-b day.mp4 --name NAME
       translate-video list
       translate-video export --model NAME --onnx model.onnx
+    Measure night -> day retrieval (Recall@1/5/10), raw queries vs models:
+      translate-video evaluate-retrieval --queries night/ --database day/ --model NAME
     """
 
 
@@ -372,6 +374,71 @@ def export_cmd(model: str, onnx_path: Path, direction: str | None, opset: int, a
     report = export_onnx(loaded.generator(direction), onnx_path, opset=opset, overwrite=overwrite)
     click.echo(f"wrote {report.path}; onnxruntime vs PyTorch on a {tuple(report.check_shape)} input: "
                f"max abs diff {report.max_abs_diff:.2e}")
+
+
+# ------------------------------------------------------------------------------------------------
+# evaluate-retrieval
+
+
+@translate_video.command("evaluate-retrieval")
+@click.option("--queries", type=click.Path(path_type=Path), required=True, metavar="DIR|VIDEO",
+              help="Query images (e.g. night photos): a folder, a video or one image.")
+@click.option("--database", type=click.Path(path_type=Path), required=True, metavar="DIR|VIDEO",
+              help="Database images of known places (e.g. day photos): a folder, a video or one image.")
+@click.option("--ground-truth", type=click.Path(path_type=Path), default=None, metavar="CSV",
+              help="Rows query,match[,match...] (file names or frame numbers) [default: a query matches "
+                   "the database image of the same name or frame number].")
+@click.option("-m", "--model", "models", multiple=True, metavar="NAME",
+              help="Also translate the queries with this model first (repeat to compare several).")
+@click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default=None,
+              help="Which way the models translate [default: each model's own direction].")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, metavar="FILE",
+              help='Write {"raw": {"recall@1": ..., "recall@5": ..., "recall@10": ...}, "<model>": {...}} '
+                   "(values in [0, 1]).")
+@click.option("--weights", type=click.Path(path_type=Path), default=None, metavar="FILE",
+              help="ImageNet VGG16 weights for the descriptor [default: vgg16_features_imagenet.pth in "
+                   "$VID2VID_WEIGHTS_DIR or shared/weights, or the torch hub cache].")
+@click.option("--max-side", type=click.IntRange(32), default=512, show_default=True,
+              help="Describe images at the database's size, downscaled to at most this longer side.")
+@click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True, help="Images per batch.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where database descriptors are cached [default: $VID2VID_CACHE, else "
+                   "~/.cache/vid2vid_app, then retrieval/].")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write cached database descriptors.")
+@runs_dir_option
+@device_option
+@overwrite_option
+@quiet_option
+@threads_option
+@user_errors
+def evaluate_retrieval_cmd(queries: Path, database: Path, ground_truth: Path | None, models: tuple[str, ...],
+                           direction: str | None, json_path: Path | None, weights: Path | None, max_side: int,
+                           batch_size: int, cache_dir: Path | None, no_cache: bool, runs_dir: Path | None,
+                           device: str, overwrite: bool, quiet: bool) -> None:
+    """Recall@1/5/10 of retrieving each query's place among the database images, for the raw
+    queries and for the queries translated by each --model (e.g. night -> day).
+
+    The descriptor is GeM-pooled VGG16 conv5 (ImageNet weights, L2-normalised) compared by cosine
+    similarity; the database's descriptors are cached, so comparing models computes them once.
+    """
+    from ..fileio import check_output_path, write_json_atomic
+    from ..translate.retrieval import RetrievalOptions, evaluate_retrieval, format_table
+
+    if json_path is not None:
+        check_output_path(json_path, overwrite)
+    options = RetrievalOptions(queries=queries, database=database, ground_truth=ground_truth, models=models,
+                               direction=direction, runs_dir=runs_dir, weights=weights, device=device,
+                               batch_size=batch_size, max_side=max_side, cache_dir=cache_dir,
+                               use_cache=not no_cache, quiet=quiet)
+    report = evaluate_retrieval(options)
+    if not quiet:
+        for note in report.notes:
+            click.echo(f"note: {note}", err=True)
+    click.echo(format_table(report))
+    if json_path is not None:
+        write_json_atomic(json_path, report.as_json())
+        if not quiet:
+            click.echo(f"wrote {json_path}", err=True)
 
 
 if __name__ == "__main__":  # `python -m vid2vid_app.cli.translate`, e.g. under torchrun
