@@ -1,7 +1,7 @@
 """`translate-video`: frame-wise pix2pix / CycleGAN over videos, images and folders of images.
 
     translate-video --model NAME INPUT -o OUTPUT      (the default command, "run")
-    translate-video train --mode pix2pix|cyclegan --name NAME ...
+    translate-video train --mode pix2pix|cyclegan|todaygan --name NAME ...
     translate-video list
     translate-video export --model NAME --onnx OUT.onnx
 
@@ -60,6 +60,7 @@ def translate_video() -> None:
     Train, list and export models:
       translate-video train --mode pix2pix --paired DIR_A DIR_B --name NAME
       translate-video train --mode cyclegan --domain-a night/ --domain-b day.mp4 --name NAME
+      translate-video train --mode todaygan --domain-a night/ --domain-b day/ --name NAME
       translate-video list
       translate-video export --model NAME --onnx model.onnx
     Measure night -> day retrieval (Recall@1/5/10), raw queries vs models:
@@ -110,7 +111,7 @@ def _load(model: str, runs_dir: Path | None, device: str, ref: dict):
                    "pix2pixHD generator checkpoint.")
 @click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default=None,
               help="CycleGAN: which way to translate [default: the model's training direction].")
-@click.option("--mode", "expect_mode", type=click.Choice(["pix2pix", "cyclegan"]), default=None,
+@click.option("--mode", "expect_mode", type=click.Choice(["pix2pix", "cyclegan", "todaygan"]), default=None,
               help="Refuse to run unless the model is of this kind.")
 @click.option("--size", default=None, metavar="WxH|N",
               help="Resize frames before translating: WxH exactly, or N for the longer side "
@@ -181,8 +182,10 @@ _TRAIN_OPTIONS = ("batch_size", "lr", "seed", "num_workers", "checkpoint_every",
 
 
 @translate_video.command("train")
-@click.option("--mode", type=click.Choice(["pix2pix", "cyclegan"]), default=None,
-              help="pix2pix (paired images) or cyclegan (two unpaired domains). Required unless --resume.")
+@click.option("--mode", type=click.Choice(["pix2pix", "cyclegan", "todaygan"]), default=None,
+              help="pix2pix (paired images), cyclegan (two unpaired domains) or todaygan (CycleGAN with "
+                   "ToDayGAN's colour / grey / gradient discriminators, for night -> day). Required unless "
+                   "--resume.")
 @click.option("--name", required=True, help="Run name: the model is written to RUNS/NAME/model.pt.")
 @click.option("--preset", type=click.Choice(["tiny", "standard"]), default="standard", show_default=True,
               help="tiny: small CPU demo (minutes); standard: the papers' settings.")
@@ -193,9 +196,9 @@ _TRAIN_OPTIONS = ("batch_size", "lr", "seed", "num_workers", "checkpoint_every",
 @click.option("--paired-video", nargs=2, type=click.Path(path_type=Path), default=None, metavar="A B",
               help="pix2pix: two frame-aligned videos.")
 @click.option("--domain-a", multiple=True, type=click.Path(path_type=Path),
-              help="cyclegan: image folder or video of domain A (repeat for more).")
+              help="cyclegan, todaygan: image folder or video of domain A (repeat for more).")
 @click.option("--domain-b", multiple=True, type=click.Path(path_type=Path),
-              help="cyclegan: image folder or video of domain B (repeat for more).")
+              help="cyclegan, todaygan: image folder or video of domain B (repeat for more).")
 @click.option("--frame-step", type=click.IntRange(1), default=None, help="Videos: use every N-th frame [1].")
 @click.option("--max-frames", type=click.IntRange(1), default=None, help="Videos: at most N frames each.")
 @click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default=None,
@@ -211,10 +214,12 @@ _TRAIN_OPTIONS = ("batch_size", "lr", "seed", "num_workers", "checkpoint_every",
 @click.option("--norm", type=click.Choice(NORM_CHOICES), default=None, help="Generator normalisation.")
 @click.option("--n-blocks", type=click.IntRange(1), default=None, help="ResNet residual blocks.")
 @click.option("--n-downs", type=click.IntRange(2), default=None, help="U-Net depth (stride 2^N).")
-@click.option("--gan-mode", type=click.Choice(["vanilla", "lsgan", "hinge"]), default=None, help="GAN loss.")
+@click.option("--gan-mode", type=click.Choice(["vanilla", "lsgan", "hinge", "rlsgan"]), default=None,
+              help="GAN loss (rlsgan: relativistic LSGAN, todaygan's default and only for it).")
 @click.option("--lambda-l1", type=float, default=None, help="pix2pix L1 weight [100].")
 @click.option("--lambda-cycle", type=float, default=None, help="cyclegan cycle weight [10].")
-@click.option("--lambda-identity", type=float, default=None, help="cyclegan identity weight x cycle [0.5].")
+@click.option("--lambda-identity", type=float, default=None,
+              help="cyclegan identity weight x cycle [0.5; todaygan 0].")
 @click.option("--pool-size", type=click.IntRange(0), default=None, help="cyclegan history pool [50].")
 @click.option("--epochs", type=click.IntRange(0), default=None, help="Epochs at constant LR [100].")
 @click.option("--epochs-decay", type=click.IntRange(0), default=None, help="Epochs of linear LR decay [100].")
@@ -287,7 +292,7 @@ def train_cmd(ctx: click.Context, mode: str | None, name: str, preset: str, pair
             cfg.data = data  # the data moved, or more was added
     else:
         if mode is None:
-            raise UserError("--mode pix2pix or --mode cyclegan is required.")
+            raise UserError("--mode pix2pix, --mode cyclegan or --mode todaygan is required.")
         cfg = make_config(mode, preset, direction=direction, flip=False if no_flip else None, data=data,
                           train=train, **settings)
         if data is None:

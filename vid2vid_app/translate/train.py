@@ -1,6 +1,6 @@
 """Training a translation model: data -> networks -> objective -> the shared training loop -> model.pt.
 
-:func:`train_translation` runs one pix2pix or CycleGAN training from a :class:`TranslateConfig` into a
+:func:`train_translation` runs one pix2pix, CycleGAN or ToDayGAN training from a :class:`TranslateConfig` into a
 run folder (``RUNS/NAME/``), which the shared loop fills with config.json, log.txt, stats.jsonl,
 samples/ and checkpoints/. When training finishes it writes ``RUNS/NAME/model.pt`` (see
 :mod:`vid2vid_app.translate.model`). pix2pix holds out the last pairs for validation: L1 (on the
@@ -67,11 +67,11 @@ def prepare_data(cfg: TranslateConfig, quiet: bool = True) -> PreparedData:
     kind = spec.kind()
     if kind is None:
         raise UserError("no training data given: use --paired DIR_A DIR_B, --aligned DIR or --paired-video "
-                        "A.mp4 B.mp4 for pix2pix, --domain-a and --domain-b for cyclegan.")
+                        "A.mp4 B.mp4 for pix2pix, --domain-a and --domain-b for cyclegan and todaygan.")
     if cfg.mode == "pix2pix":
         if kind == "unpaired":
             raise UserError("pix2pix trains on pairs; give --paired, --aligned or --paired-video "
-                            "(--domain-a / --domain-b are for --mode cyclegan).")
+                            "(--domain-a / --domain-b are for --mode cyclegan and todaygan).")
         if kind == "paired":
             if len(spec.paired) != 2:
                 raise UserError("--paired takes two folders: DIR_A DIR_B.")
@@ -91,19 +91,20 @@ def prepare_data(cfg: TranslateConfig, quiet: bool = True) -> PreparedData:
         val_set = PairedDataset(val[0], val[1], prep, train=False) if val else None
         return PreparedData(PairedDataset(ta, tb, prep, train=True), val_set, notes,
                             {"train_pairs": len(ta), "val_pairs": len(val[0]) if val else 0})
-    # CycleGAN
+    # CycleGAN and ToDayGAN
     if kind != "unpaired":
-        raise UserError("cyclegan trains on two unpaired domains; give --domain-a and --domain-b.")
+        raise UserError(f"{cfg.mode} trains on two unpaired domains; give --domain-a and --domain-b.")
     if not spec.domain_a or not spec.domain_b:
         missing = "--domain-a" if not spec.domain_a else "--domain-b"
-        raise UserError(f"cyclegan needs both domains; {missing} is missing.")
+        raise UserError(f"{cfg.mode} needs both domains; {missing} is missing.")
     a = domain_frames(spec.domain_a, prep, spec.frame_step, spec.max_frames, notes, quiet, "domain A")
     b = domain_frames(spec.domain_b, prep, spec.frame_step, spec.max_frames, notes, quiet, "domain B")
     return PreparedData(UnpairedDataset(a, b, prep), None, notes, {"domain_a": len(a), "domain_b": len(b)})
 
 
 def build_networks(cfg: TranslateConfig) -> dict[str, nn.Module]:
-    """Generators and PatchGAN discriminators (weights N(0, 0.02)) named as the objective expects."""
+    """Generators and discriminators (weights N(0, 0.02)) named as the objective expects: PatchGANs,
+    or for todaygan its three-view discriminators."""
     from ..models import build_discriminator, build_generator
 
     def generator() -> nn.Module:
@@ -111,7 +112,8 @@ def build_networks(cfg: TranslateConfig) -> dict[str, nn.Module]:
                                dropout=cfg.dropout, n_downs=cfg.n_downs, n_blocks=cfg.n_blocks)
 
     def discriminator(channels: int) -> nn.Module:
-        return build_discriminator("patch", in_channels=channels, ndf=cfg.ndf, n_layers=cfg.n_layers_d,
+        arch = "todaygan" if cfg.mode == "todaygan" else "patch"
+        return build_discriminator(arch, in_channels=channels, ndf=cfg.ndf, n_layers=cfg.n_layers_d,
                                    norm=cfg.norm_d)
 
     if cfg.mode == "pix2pix":
@@ -126,13 +128,13 @@ def build_networks(cfg: TranslateConfig) -> dict[str, nn.Module]:
 
 
 def build_objective(cfg: TranslateConfig, nets: dict[str, nn.Module]):
-    from ..training import CycleGANObjective, Pix2PixObjective
+    from ..training import CycleGANObjective, Pix2PixObjective, ToDayGANObjective
 
     if cfg.mode == "pix2pix":
         return Pix2PixObjective(nets["G"], nets["D"], gan_mode=cfg.gan_mode, lambda_l1=cfg.lambda_l1)
-    return CycleGANObjective(nets["G_A"], nets["G_B"], nets["D_A"], nets["D_B"], gan_mode=cfg.gan_mode,
-                             lambda_cycle=cfg.lambda_cycle, lambda_identity=cfg.lambda_identity,
-                             pool_size=cfg.pool_size)
+    unpaired = ToDayGANObjective if cfg.mode == "todaygan" else CycleGANObjective
+    return unpaired(nets["G_A"], nets["G_B"], nets["D_A"], nets["D_B"], gan_mode=cfg.gan_mode,
+                    lambda_cycle=cfg.lambda_cycle, lambda_identity=cfg.lambda_identity, pool_size=cfg.pool_size)
 
 
 def make_val_fn(val: PairedDataset, batch_size: int = 8) -> Callable[[nn.Module], dict[str, float]]:
