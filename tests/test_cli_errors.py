@@ -30,6 +30,16 @@ def command_raising(exc: BaseException) -> click.Command:
      "the GPU ran out of memory (CUDA out of memory. Tried to allocate 2.00 GiB)"),
     (MemoryError(), "out of memory; try a smaller --batch-size"),
     (KeyboardInterrupt(), "interrupted."),
+    (OSError(28, "No space left on device", "/data/out.mp4"),
+     "Error: cannot access /data/out.mp4: no space left on device (ENOSPC); free some space"),
+    (PermissionError(13, "Permission denied", "/data/x.json"),
+     "Error: cannot access /data/x.json: permission denied (EACCES); check the permissions"),
+    (NotADirectoryError(20, "Not a directory", "/data/file/out.mp4"),
+     "Error: cannot access /data/file/out.mp4: not a directory (ENOTDIR)."),
+    (IsADirectoryError(21, "Is a directory", "/data/x.mp4"),
+     "Error: cannot access /data/x.mp4: is a directory (EISDIR)."),
+    (OSError(30, "Read-only file system", "/mnt/ro/out.png"),
+     "Error: cannot access /mnt/ro/out.png: read-only file system (EROFS); choose a writable location."),
 ])
 def test_expected_failures_are_one_clear_line(exc, expected):
     result = CliRunner().invoke(command_raising(exc))

@@ -237,3 +237,76 @@ def test_quiet_run_leaves_stderr_empty(clips, tmp_path):
     assert proc.stderr == ""
     assert proc.stdout == ""
     assert (out / "keypoints.npz").is_file()
+
+
+# ------------------------------------------------------------------------------ never lose a user's files
+
+
+def test_output_inside_the_input_folder_is_refused(person_frames, tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    write_image(folder / "img1.png", person_frames[0])
+    for out in (folder, folder / "poses"):
+        result = run([folder, "-o", out, "--overwrite"])
+        assert result.exit_code == 1 and "inside the input folder" in result.output
+    assert sorted(p.name for p in folder.iterdir()) == ["img1.png"]
+
+
+def test_a_second_writer_of_the_output_folder_is_refused(clips, tmp_path):
+    from fileio_utils import output_locked_by_another_process
+
+    out = tmp_path / "out"
+    with output_locked_by_another_process(out, tmp_path) as pid:
+        result = run([clips["person"], "-o", out])
+    assert result.exit_code == 1 and f"is in use by another process (pid {pid})" in result.output
+    assert not (out / "keypoints.npz").exists()
+
+
+def test_unwritable_location_fails_before_detection(clips):
+    result = run([clips["person"], "-o", "/proc/poses"])
+    assert result.exit_code == 1 and "cannot" in result.output and "/proc" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_disk_full_is_one_sentence_and_leaves_only_the_users_files(clips, tmp_path):
+    from fileio_utils import full_tmpfs
+
+    with full_tmpfs(tmp_path / "disk") as disk:
+        result = run([clips["person"], "-o", disk, "--quiet"])
+        assert result.exit_code == 1, result.output
+        assert "no space left on device (ENOSPC)" in result.output
+        assert len(result.output.strip().splitlines()) == 1
+        assert sorted(p.name for p in disk.iterdir()) == ["filler"]  # no staging folder, no half outputs
+
+
+def test_staging_folder_names_the_process_and_stale_ones_are_removed(clips, tmp_path, monkeypatch):
+    """A killed run leaves its staging folder; the next run into that folder removes it. The
+    staging folder's name carries the pid, so only a dead process's folder is taken away."""
+    import os
+    import time
+
+    from vid2vid_app.dance import pose_outputs
+    from vid2vid_app.fileio import _TEMP_NAME
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / f".pose.{dead.pid}-abcd1234.tmp"
+    (stale / "openpose").mkdir(parents=True)
+    legacy = out / ".pose-q1w2e3r4.tmp"  # an older version's name (no pid), two hours old
+    legacy.mkdir()
+    os.utime(legacy, (time.time() - 7200, time.time() - 7200))
+    (out / "notes.txt").write_text("mine")
+    seen = []
+    real_run = pose_outputs._run
+
+    def watching_run(src, input_path, size, opt, staging, *args):
+        seen.append(staging.name)
+        return real_run(src, input_path, size, opt, staging, *args)
+
+    monkeypatch.setattr(pose_outputs, "_run", watching_run)
+    result = run([clips["person"], "-o", out, "--no-overlay", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert seen[0].startswith(f".pose.{os.getpid()}-") and _TEMP_NAME.match(seen[0])
+    assert sorted(p.name for p in out.iterdir()) == ["keypoints.npz", "notes.txt", "openpose", "pose.mp4"]

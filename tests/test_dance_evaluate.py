@@ -161,3 +161,61 @@ def test_feedback_restarts_after_gaps_and_between_videos():
 
     got = restarts(np.array([5, 6, 7, 9, 10, 11]), np.array([0, 0, 0, 0, 1, 1]))
     assert got.tolist() == [True, False, False, True, True, False]
+
+
+# ------------------------------------------------------------------------------ never lose a user's files
+
+
+def test_json_never_overwrites_an_input(runs, clip, tmp_path):
+    """The video, the model file and its training data are inputs, whatever --overwrite says; the
+    refusal comes before the slow part (no LPIPS, pose or generation runs)."""
+    import shutil
+
+    video = tmp_path / "v.mp4"
+    shutil.copy(clip, video)
+    run = tmp_path / "runs" / "tiny"
+    shutil.copytree(runs / "tiny", run)
+    files = {p: p.read_bytes() for p in [video, *run.rglob("*")] if p.is_file()}
+    for args, message in [
+        ((video, "-m", run, "--json", video), "is the input"),
+        (("-m", run, "--json", run / "model.pt"), "is the input"),
+        (("-m", "tiny", "--runs-dir", run.parent, "--json", run / "data" / "poses.npz"), "inside the input folder"),
+    ]:
+        result = invoke(*args, "--overwrite", "--no-pose")
+        assert result.exit_code == 1 and message in result.output, result.output
+    assert all(p.read_bytes() == data for p, data in files.items())
+    result = invoke("-m", run, "--json", run / "eval.json", "--no-pose", "--max-frames", 2, "--quiet")
+    assert result.exit_code == 0, result.output  # beside the inputs is fine
+    assert json.loads((run / "eval.json").read_text())["frames"] == 2
+
+
+def test_unwritable_json_fails_before_the_evaluation(runs, monkeypatch):
+    def no_work(*args, **kwargs):
+        raise AssertionError("the evaluation ran although its output cannot be written")
+
+    monkeypatch.setattr(evaluate_module, "reconstruct", no_work)
+    result = invoke("-m", "tiny", "--runs-dir", runs, "--json", "/proc/eval.json")
+    assert result.exit_code == 1
+    assert "cannot write into /proc: this location does not take new files." in result.output
+
+
+def test_a_second_writer_of_the_json_is_refused(runs, tmp_path):
+    from fileio_utils import output_locked_by_another_process
+
+    out = tmp_path / "eval.json"
+    with output_locked_by_another_process(out, tmp_path) as pid:
+        result = invoke("-m", "tiny", "--runs-dir", runs, "--json", out, "--no-pose")
+    assert result.exit_code == 1 and f"is in use by another process (pid {pid})" in result.output
+    assert not out.exists()
+
+
+def test_disk_full_json_is_one_sentence_and_leaves_nothing(runs, tmp_path):
+    from fileio_utils import full_tmpfs
+
+    with full_tmpfs(tmp_path / "disk") as disk:
+        result = invoke("-m", "tiny", "--runs-dir", runs, "--json", disk / "eval.json", "--no-pose",
+                        "--max-frames", 2)
+        assert result.exit_code == 1
+        assert (f"Error: cannot write {disk / 'eval.json'}: no space left on device (ENOSPC); free some space "
+                "or choose another location.") in result.output
+        assert sorted(p.name for p in disk.iterdir()) == ["filler"]

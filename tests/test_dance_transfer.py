@@ -376,3 +376,60 @@ def test_poses_that_do_not_belong_to_the_source_are_refused(runs, source, tmp_pa
     for message in messages:
         assert message.format(poses=poses, source=source) in result.output, result.output
     assert not out.exists()
+
+
+# ------------------------------------------------------------------------------ never lose a user's files
+
+
+def test_no_output_can_be_one_of_the_inputs(runs, source, tmp_path):
+    """Neither -o nor --side-by-side may be the source (under any name) or the model file."""
+    import os
+    import shutil
+
+    os.link(source, tmp_path / "same_source.mp4")
+    model = tmp_path / "model.mp4"  # a model file may have any name
+    shutil.copy(runs / "tiny" / "model.pt", model)
+    kept = {source: source.read_bytes(), model: model.read_bytes()}
+    for outputs, message in [
+        (["-o", tmp_path / "same_source.mp4"], "is the input"),
+        (["-o", tmp_path / "out.mp4", "--side-by-side", source], "is the source video"),
+        (["-o", model], "is the input"),
+        (["-o", tmp_path / "out.mp4", "--side-by-side", model], "is the input"),
+    ]:
+        result = run_cli(source, "-m", model, *outputs, "--overwrite", "--end", "2", "--quiet")
+        assert result.exit_code == 1 and message in result.output, result.output
+    assert all(p.read_bytes() == data for p, data in kept.items())
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_a_second_writer_of_an_output_is_refused(runs, source, tmp_path):
+    from fileio_utils import output_locked_by_another_process
+
+    out, sbs = tmp_path / "out.mp4", tmp_path / "sbs.mp4"
+    with output_locked_by_another_process(sbs, tmp_path) as pid:
+        result = run_cli(source, "-m", "tiny", "--runs-dir", runs, "-o", out, "--side-by-side", sbs)
+    assert result.exit_code == 1 and f"is in use by another process (pid {pid})" in result.output
+    assert not out.exists() and not sbs.exists()
+
+
+def test_unwritable_output_fails_before_any_work(runs, source, monkeypatch):
+    import vid2vid_app.dance.transfer as transfer_module
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the model was loaded although the output cannot be written")
+
+    monkeypatch.setattr(transfer_module, "load_model", no_work)
+    result = run_cli(source, "-m", "tiny", "--runs-dir", runs, "-o", "/proc/out.mp4")
+    assert result.exit_code == 1
+    assert "cannot write into /proc: this location does not take new files." in result.output
+
+
+def test_disk_full_is_one_sentence_and_leaves_nothing(runs, source, tmp_path):
+    from fileio_utils import full_tmpfs
+
+    with full_tmpfs(tmp_path / "disk") as disk:
+        result = run_cli(source, "-m", "tiny", "--runs-dir", runs, "-o", disk / "out.mp4", "--end", "6", "--quiet")
+        assert result.exit_code == 1
+        assert result.output.strip() == (f"Error: cannot write {disk / 'out.mp4'}: no space left on device "
+                                         "(ENOSPC); free some space or choose another location.")
+        assert sorted(p.name for p in disk.iterdir()) == ["filler"]

@@ -280,3 +280,17 @@ def test_pool_state_round_trip_resumes_exactly(tmp_path):
         assert _ids(a.query(x)) == _ids(b.query(x))
     with pytest.raises(ValueError, match="size 3"):
         ImagePool(5).load_state_dict(a.state_dict())
+
+
+def test_weights_holding_python_objects_are_refused_without_unsafe_advice(tmp_path):
+    """A weight file that pickles Python objects is refused; the message says what is in it and
+    never repeats PyTorch's advice to load it with weights_only=False (which would run its code)."""
+    import argparse
+
+    path = tmp_path / "objects.pth"
+    torch.save({"0.weight": torch.zeros(1), "args": argparse.Namespace(lr=1)}, path)
+    with pytest.raises(UserError) as info:
+        VGGLoss(path)
+    message = str(info.value)
+    assert "holds Python objects (argparse.Namespace), which are never loaded" in message
+    assert "weights_only" not in message and "\n" not in message

@@ -223,3 +223,21 @@ def test_tiny_todaygan_trains_runs_both_ways_resumes_and_is_evaluated(tmp_path, 
     assert list(data) == ["raw", "night2day"]
     assert all(0 <= v <= 1 for method in data.values() for v in method.values())
     assert "night2day" in result.output and np.isfinite(data["night2day"]["recall@10"])
+
+
+@pytest.mark.slow
+def test_todaygan_trains_under_torchrun(tmp_path, shared_samples):
+    """Two CPU processes (gloo, DDP around each of the four networks): 2 steps, one model.pt with
+    both directions, written by rank 0."""
+    from test_cli_torchrun import torchrun
+
+    from vid2vid_app.translate.model import load_model
+
+    earth = make_earth(tmp_path / "earth", shared_samples, train_stride=144, eval_stride=128)
+    runs = tmp_path / "runs"
+    proc = torchrun("vid2vid_app.cli.translate", "--mode", "todaygan", "--preset", "tiny", "--domain-a",
+                    earth / "train" / "night", "--domain-b", earth / "train" / "day", "--name", "n2d",
+                    "--runs-dir", runs, "--steps", 2, "--device", "cpu", timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    model = load_model(runs / "n2d" / "model.pt")
+    assert model.mode == "todaygan" and set(model.generators) == {"AtoB", "BtoA"} and model.meta["steps"] == 2

@@ -273,3 +273,94 @@ def test_media_source_frames_match_output_count_for_folder_input(runs, tmp_path,
     folder = make_domain_folder(tmp_path / "in", shared_samples, DAY[:1], per_photo=5, size=48)
     invoke("-m", "p2p", folder, "-o", tmp_path / "out", "--runs-dir", runs["runs"], "--batch-size", 2)
     assert open_media(tmp_path / "out").frame_count == 5
+
+
+# ------------------------------------------------------------------------------ never lose a user's files
+
+
+def test_folder_output_with_overwrite_replaces_only_the_files_it_writes(runs, tmp_path, shared_samples):
+    folder = make_domain_folder(tmp_path / "in", shared_samples, DAY[:1], per_photo=2, size=48)
+    names = sorted(p.name for p in folder.iterdir())
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("the user's notes")
+    write_image(out / "holiday.png", np.full((8, 8, 3), 7, np.uint8))
+    write_image(out / names[0], np.zeros((8, 8, 3), np.uint8))  # an old translation of the same name
+    invoke("-m", "p2p", folder, "-o", out, "--runs-dir", runs["runs"], "--overwrite", "-q")
+    assert sorted(p.name for p in out.iterdir()) == sorted([*names, "holiday.png", "keep.txt"])
+    assert (out / "keep.txt").read_text() == "the user's notes"
+    assert read_image(out / "holiday.png").max() == 7
+    assert read_image(out / names[0]).shape == (48, 48, 3)  # replaced by this run's frame
+
+
+def test_a_folder_output_inside_the_input_or_holding_the_model_is_refused(runs, tmp_path, shared_samples):
+    folder = make_domain_folder(tmp_path / "in", shared_samples, DAY[:1], per_photo=2, size=48)
+    run_copy = tmp_path / "runs" / "p2p"
+    shutil.copytree(runs["runs"] / "p2p", run_copy)
+    before = sorted(p.name for p in run_copy.iterdir())
+    result = invoke("-m", run_copy / "model.pt", folder, "-o", folder / "out", "--overwrite", ok=False)
+    assert result.exit_code == 1 and "inside the input folder" in result.output
+    result = invoke("-m", run_copy / "model.pt", folder, "-o", run_copy, "--overwrite", ok=False)
+    assert result.exit_code == 1 and "holds the input" in result.output
+    assert sorted(p.name for p in run_copy.iterdir()) == before and not (folder / "out").exists()
+
+
+def test_export_never_overwrites_its_own_model(runs, tmp_path):
+    model = tmp_path / "m.pt"
+    shutil.copy(runs["runs"] / "cyc" / "model.pt", model)
+    before = model.read_bytes()
+    result = invoke("export", "--model", model, "--onnx", model, "--overwrite", ok=False)
+    assert result.exit_code == 1 and "is the input" in result.output
+    import os
+
+    os.link(model, tmp_path / "same.onnx")  # the model under another name
+    result = invoke("export", "--model", model, "--onnx", tmp_path / "same.onnx", "--overwrite", ok=False)
+    assert result.exit_code == 1 and "is the input" in result.output
+    assert model.read_bytes() == before
+
+
+def test_a_second_writer_of_one_output_is_refused(runs, clip, tmp_path):
+    from fileio_utils import output_locked_by_another_process
+
+    out = tmp_path / "out.mp4"
+    with output_locked_by_another_process(out, tmp_path) as pid:
+        result = invoke("-m", "p2p", clip, "-o", out, "--runs-dir", runs["runs"], ok=False)
+    assert result.exit_code == 1 and f"is in use by another process (pid {pid})" in result.output
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("output", "message"), [
+    ("/proc/out.mp4", "cannot write into /proc: this location does not take new files."),
+    ("folder.mp4", "folder.mp4 is a folder; give a file name for the output"),
+], ids=["proc", "existing-folder"])
+def test_unwritable_outputs_fail_before_any_work(runs, clip, tmp_path, monkeypatch, output, message):
+    (tmp_path / "folder.mp4").mkdir()
+    monkeypatch.chdir(tmp_path)
+    result = invoke("-m", "p2p", clip, "-o", output, "--runs-dir", runs["runs"], "--overwrite", ok=False)
+    assert result.exit_code == 1 and message in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert list((tmp_path / "folder.mp4").iterdir()) == []
+
+
+def test_disk_full_is_one_sentence_and_leaves_nothing(runs, clip, tmp_path):
+    from fileio_utils import full_tmpfs
+
+    with full_tmpfs(tmp_path / "disk") as disk:
+        result = invoke("-m", "p2p", clip, "-o", disk / "out.mp4", "--runs-dir", runs["runs"], "-q", ok=False)
+        assert result.exit_code == 1
+        assert result.output.strip() == (f"Error: cannot write {disk / 'out.mp4'}: no space left on device "
+                                         "(ENOSPC); free some space or choose another location.")
+        assert sorted(p.name for p in disk.iterdir()) == ["filler"]
+
+
+def test_a_killed_runs_temp_file_is_removed_by_the_next_run(runs, tmp_path, shared_samples):
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".out.{dead.pid}-k1l2m3n4.tmp.png"
+    stale.write_bytes(b"half an image")
+    write_image(tmp_path / "in.png", photo(shared_samples, DAY[0], width=64)[:32])
+    invoke("-m", "p2p", tmp_path / "in.png", "-o", tmp_path / "out.png", "--runs-dir", runs["runs"])
+    assert not stale.exists() and (tmp_path / "out.png").exists()

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import torch
 
-from .errors import UserError
+from .errors import UserError, load_failure
 from .imaging import to_tensor
 from .models.vgg import (
     HUB_FILENAMES,
@@ -175,7 +175,7 @@ class LPIPSNetwork(torch.nn.Module):
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:
             raise UserError(
-                f"{path} is not a readable LPIPS weight file ({type(exc).__name__}: {exc})."
+                f"{path} is not a readable LPIPS weight file ({load_failure(exc)})."
             ) from None
         heads = []
         for k, c in enumerate(channels):

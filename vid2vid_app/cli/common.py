@@ -26,6 +26,12 @@ def user_errors(func):
         except MemoryError:
             raise click.ClickException("out of memory; try a smaller --batch-size (or --size where the "
                                        "command has one).") from None
+        except OSError as exc:
+            # A full disk, a missing permission, a read-only or vanished folder: one sentence naming
+            # the file and the cause (library code names the user's path where it knows it better).
+            from ..fileio import os_error_message
+
+            raise click.ClickException(os_error_message(exc, action="access")) from None
         except RuntimeError as exc:
             # torch.OutOfMemoryError (GPU) is a RuntimeError; anything else is a bug and keeps its traceback.
             if type(exc).__name__ != "OutOfMemoryError":

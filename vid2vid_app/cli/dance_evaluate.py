@@ -46,15 +46,18 @@ def evaluate_cmd(video: Path | None, model: str, json_path: Path | None, lpips_w
     trained on). With VIDEO: every frame of it that shows a person (it should show the target).
     """
     from ..dance.evaluate import EvalOptions, evaluate
-    from ..fileio import check_output_path, write_json_atomic
+    from ..fileio import check_output_path, output_lock, write_json_atomic
 
     if json_path is not None:
+        # One writer per output, for the whole command; its folder is checked before the work.
+        click.get_current_context().with_resource(output_lock(json_path))
         check_output_path(json_path, overwrite)
     options = EvalOptions(video=video, lpips_weights=lpips_weights, lpips_net=lpips_net, max_frames=max_frames,
-                          pose=not no_pose, device=device, quiet=quiet)
+                          pose=not no_pose, device=device, quiet=quiet,
+                          outputs=(json_path,) if json_path is not None else ())
     report = evaluate(model, options, runs_dir=runs_dir)
     if json_path is not None:
-        write_json_atomic(json_path, report.to_json())
+        write_json_atomic(json_path, report.to_json(), replace=overwrite)
     # The table is the command's result, so it is printed even with --quiet (which only silences
     # progress bars).
     click.echo(report.table())

@@ -12,8 +12,8 @@ from .common import overwrite_option, quiet_option, threads_option, user_errors
 
 @click.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
-@click.option("--output", "-o", "out_dir", required=True, type=click.Path(path_type=Path),
-              help="Output folder (created if needed).")
+@click.option("--output", "-o", "out_dir", required=True, type=click.Path(path_type=Path), metavar="OUTDIR",
+              help="Output folder (created if needed); its other files are kept.")
 @click.option("--max-side", type=click.IntRange(min=16), default=None,
               help="Detect on frames downscaled to this longer side (faster); keypoints stay in "
                    "the input's pixels. [default: full resolution]")

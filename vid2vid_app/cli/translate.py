@@ -145,15 +145,16 @@ def run_cmd(input_path: Path, output: Path, model: str, direction: str | None, e
 
     Videos keep their frame count, fps and audio; folders keep their file names.
     """
-    from ..fileio import check_output_path
+    from ..fileio import check_not_input, check_output_path, output_lock
     from ..translate.flicker import FlickerConfig
     from ..translate.run import TranslateOptions, parse_size, translate_media
 
     if not input_path.exists():
         raise UserError(f"{input_path} does not exist.")
-    if output.exists() and output.resolve() == input_path.resolve():
-        raise UserError(f"{output} is the input; choose another output path.")
-    check_output_path(output, overwrite)  # fail before loading a model
+    check_not_input(output, [input_path])
+    # One writer per output: held until the command ends (translate_media takes it again, as a no-op).
+    click.get_current_context().with_resource(output_lock(output))
+    check_output_path(output, overwrite, folder=input_path.is_dir())  # fail before loading a model
     options = TranslateOptions(batch_size=batch_size, size=parse_size(size), device=device, amp=not fp32,
                                side_by_side=side_by_side, reduce_flicker=temporal,
                                flicker_config=FlickerConfig(strength=temporal_strength, sigma=temporal_sigma),
@@ -161,6 +162,7 @@ def run_cmd(input_path: Path, output: Path, model: str, direction: str | None, e
     loaded = _load(model, runs_dir, device, dict(arch=arch, ngf=ngf, norm=norm, n_blocks=n_blocks, n_downs=n_downs))
     if expect_mode is not None and loaded.mode not in (expect_mode, "reference", "export"):
         raise UserError(f"{loaded.path} is a {loaded.mode} model, not {expect_mode}.")
+    check_not_input(output, loaded.files)
     generator = loaded.generator(direction)
     report = translate_media(input_path, output, generator, options)
     for warning in report.warnings:
@@ -371,11 +373,13 @@ def list_cmd(runs_dir: Path | None) -> None:
 def export_cmd(model: str, onnx_path: Path, direction: str | None, opset: int, arch, ngf, norm, n_blocks, n_downs,
                runs_dir: Path | None, overwrite: bool) -> None:
     """Export a generator to ONNX (dynamic batch, height, width) and check it with onnxruntime."""
-    from ..fileio import check_output_path
+    from ..fileio import check_not_input, check_output_path, output_lock
     from ..translate.export_onnx import export_onnx
 
+    click.get_current_context().with_resource(output_lock(onnx_path))
     check_output_path(onnx_path, overwrite)
     loaded = _load(model, runs_dir, "cpu", dict(arch=arch, ngf=ngf, norm=norm, n_blocks=n_blocks, n_downs=n_downs))
+    check_not_input(onnx_path, loaded.files)
     report = export_onnx(loaded.generator(direction), onnx_path, opset=opset, overwrite=overwrite)
     click.echo(f"wrote {report.path}; onnxruntime vs PyTorch on a {tuple(report.check_shape)} input: "
                f"max abs diff {report.max_abs_diff:.2e}")

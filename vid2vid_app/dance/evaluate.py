@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,9 @@ class EvalOptions:
     lpips_net: "alexnet" (the LPIPS authors' recommended metric) or "vgg16".
     max_frames: evaluate at most this many frames (None: all).
     pose: also compute the pose distances (runs the pose detector on the frames).
+    outputs: files the caller will write afterwards (e.g. ``--json``); refused before the work
+        when one of them is an input (the video, the model file, its training data, the LPIPS
+        weights), whatever ``--overwrite`` says.
     """
 
     video: Path | None = None
@@ -78,6 +82,7 @@ class EvalOptions:
     pose: bool = True
     device: str | None = "auto"
     quiet: bool = False
+    outputs: Sequence[Path] = ()
 
 
 @dataclass
@@ -317,11 +322,18 @@ def evaluate(model: Any, options: EvalOptions | None = None,
     Returns an :class:`EvalReport` whose ``metrics`` has the keys ``psnr``, ``ssim``, ``lpips``,
     ``pose_distance``, ``flicker`` (+ ``pose_distance_real``, ``lpips_net``, ``frames``).
     """
+    from ..fileio import check_not_input
     from ..metrics import flicker, psnr, ssim
 
     opts = options or EvalOptions()
     notes: list[str] = []
     net = load_model(model, opts.device, runs_dir)
+    model_path = getattr(net, "path", None)
+    inputs = [opts.video, model_path, opts.lpips_weights]
+    if opts.video is None and model_path is not None:
+        inputs.append(Path(model_path).parent / str((net.data or {}).get("dir", "data")))
+    for output in opts.outputs:
+        check_not_input(output, inputs)
     lpips = make_lpips(opts, notes)  # before the slow part: a bad --lpips-weights fails at once
     if opts.video is not None:
         data = video_frames(net, Path(opts.video), opts.max_frames, opts.quiet)

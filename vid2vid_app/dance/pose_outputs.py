@@ -17,6 +17,7 @@ smoothed. Images and the images of a folder are treated as unrelated photos: eac
 on its own, with no gap filling or smoothing (encode a frame sequence as a video to get those).
 All images of a folder must have the same size (one ``size`` per keypoint file).
 
+Other files in ``out_dir`` are never touched, and one process at a time writes into it.
 Everything is written into a hidden staging folder inside ``out_dir`` first and moved to the
 final names only when all of it is complete; on any error the staging folder is removed.
 """
@@ -35,6 +36,14 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..fileio import (
+    TEMP_MARK,
+    check_not_input,
+    check_writable,
+    os_error_message,
+    output_lock,
+    remove_stale_temps,
+)
 from ..imaging import resize_max_side, write_image
 from ..media import MediaSource, open_media
 from ..pose.detector import DetectionStats, detect_sequence
@@ -119,6 +128,7 @@ def _prepare_out_dir(out_dir: Path, names: tuple[str, ...], input_path: Path, ov
         if target.resolve() == resolved_input or resolved_input.is_relative_to(target.resolve()):
             raise UserError(f"the input {input_path} would be replaced by the output {target}; "
                             "choose another output folder.")
+        check_not_input(target, [input_path])  # hard links; outputs inside an input folder
     existing = [t.name for t in targets if t.exists()]
     if existing and not overwrite:
         raise UserError(f"{out_dir} already holds {', '.join(existing)}; pass --overwrite to replace them.")
@@ -127,9 +137,28 @@ def _prepare_out_dir(out_dir: Path, names: tuple[str, ...], input_path: Path, ov
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create the output folder {out_dir}: {exc.strerror or exc}.") from None
-    if not os.access(out_dir, os.W_OK | os.X_OK):
-        raise UserError(f"the output folder {out_dir} is not writable.")
+    check_writable(out_dir)  # a read-only or full location fails here, before the detection
+    remove_stale_temps(out_dir)  # staging folders of killed runs
     return created
+
+
+def _put_in_place(staging: Path, out_dir: Path, names: tuple[str, ...]) -> None:
+    """Move the staged outputs to their final names in ``out_dir``. An old output of the same
+    name is first moved into the staging folder (and removed with it), so a failed move can put
+    it back; the folder's other files are never touched."""
+    for name in names:
+        new, dst = staging / name, out_dir / name
+        if not new.exists():
+            continue
+        old = staging / f".old-{name}"
+        if dst.exists() or dst.is_symlink():
+            os.replace(dst, old)
+        try:
+            os.replace(new, dst)
+        except OSError:
+            if old.exists() or old.is_symlink():
+                os.replace(old, dst)
+            raise
 
 
 def _detection_frames(src: MediaSource, max_side: int | None, size: tuple[int, int]) -> Iterator[np.ndarray]:
@@ -164,19 +193,26 @@ def extract_poses(input_path: str | os.PathLike, out_dir: str | os.PathLike,
         src = open_media(input_path, max_side=opt.max_side)  # the decoder downscales cheaply
     size = (src.info.width, src.info.height) if src.kind == "video" else src.size
     names = OUTPUTS[src.kind]
+    with output_lock(out_dir):  # one writer per output folder
+        return _extract_into(src, input_path, out_dir, names, size, opt, overwrite, quiet, start)
+
+
+def _extract_into(src: MediaSource, input_path: Path, out_dir: Path, names: tuple[str, ...],
+                  size: tuple[int, int], opt: PoseOptions, overwrite: bool, quiet: bool,
+                  start: float) -> PoseReport:
+    """:func:`extract_poses` with ``out_dir`` locked: check it, stage, detect and draw, put in place."""
     created = _prepare_out_dir(out_dir, names, input_path, overwrite)
-    staging = Path(tempfile.mkdtemp(prefix=".pose-", suffix=".tmp", dir=out_dir))
+    # The pid in the staging folder's name lets a later run remove it if this process is killed.
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".pose.{os.getpid()}-", suffix=TEMP_MARK, dir=out_dir))
+    except OSError as exc:
+        raise UserError(os_error_message(exc, out_dir, "write into")) from None
     try:
         report = _run(src, input_path, size, opt, staging, quiet, start)
-        for name in names:
-            if not (staging / name).exists():
-                continue
-            dst = out_dir / name
-            if dst.is_dir() and not dst.is_symlink():
-                shutil.rmtree(dst)
-            elif dst.exists() or dst.is_symlink():
-                dst.unlink()
-            os.replace(staging / name, dst)
+        try:
+            _put_in_place(staging, out_dir, names)
+        except OSError as exc:
+            raise UserError(os_error_message(exc, out_dir, "move the outputs into")) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         if created:

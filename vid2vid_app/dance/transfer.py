@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..fileio import check_output_path
+from ..fileio import check_not_input, check_output_path
 from ..imaging import (
     Letterbox,
     float_array_to_uint8,
@@ -463,6 +463,7 @@ def _check_paths(source: Path, output: Path, side_by_side: Path | None, overwrit
             continue
         if same(out, source):
             raise UserError(f"{out} is the source video; choose another output file (inputs are never overwritten).")
+        check_not_input(out, [source])  # the same file under another name (a hard link)
         check_video_suffix(out)
         check_output_path(out, overwrite)
     if side_by_side is not None and same(output, side_by_side):
@@ -487,15 +488,25 @@ def transfer(source: str | os.PathLike, model: Any, output: str | os.PathLike,
     source: the source video. model: a loaded DanceModel, a model name (looked up in
     ``runs_dir``), a run folder or a model file. output: the video to write (.mp4/.mov/.mkv).
     Returns a :class:`TransferReport`; raises :class:`UserError` for bad input (missing or
-    unreadable source, no person, unknown model, existing output without ``overwrite``), in
-    which case nothing is left at the output paths.
+    unreadable source, no person, unknown model, existing output without ``overwrite``, an
+    output that is one of the inputs: source, model file, keypoints file), in which case nothing
+    is left at the output paths. One writer per output: while another process writes one of
+    them this raises :class:`~vid2vid_app.fileio.Busy`.
     """
-    from ..video import ThreadedReader, VideoReader, VideoWriter, probe
+    from ..fileio import output_locks
 
     opts = options or TransferOptions()
-    t0 = time.perf_counter()
-    source, output = Path(source), Path(output)
     sbs_path = Path(opts.side_by_side) if opts.side_by_side is not None else None
+    with output_locks(output, sbs_path):
+        return _transfer(Path(source), model, Path(output), sbs_path, opts, runs_dir)
+
+
+def _transfer(source: Path, model: Any, output: Path, sbs_path: Path | None, opts: TransferOptions,
+              runs_dir: str | os.PathLike | None) -> TransferReport:
+    """:func:`transfer` with its outputs locked."""
+    from ..video import ThreadedReader, VideoReader, VideoWriter, probe
+
+    t0 = time.perf_counter()
     info = probe(source)
     _check_paths(source, output, sbs_path, opts.overwrite)
     start, end = frame_range(info.frame_count, float(info.fps), opts.start, opts.end, source)
@@ -509,6 +520,12 @@ def transfer(source: str | os.PathLike, model: Any, output: str | os.PathLike,
         poses = read_source_poses(opts.poses, source, info.frame_count, (info.width, info.height), start, end)
         poses_file = poses_path(opts.poses) if isinstance(opts.poses, (str, os.PathLike)) else None
     net = load_model(model, opts.device, runs_dir)
+    inputs = [source, getattr(net, "path", None)]
+    if isinstance(opts.poses, (str, os.PathLike)):
+        inputs.append(poses_path(opts.poses))
+    for out in (output, sbs_path):
+        if out is not None:
+            check_not_input(out, inputs)
 
     if opts.poses is None:
         # 1. Detect and smooth the source's poses (decoding in a background thread).

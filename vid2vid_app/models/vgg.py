@@ -25,7 +25,7 @@ import torch
 import torchvision
 from torch import nn
 
-from ..errors import UserError
+from ..errors import UserError, load_failure
 
 BACKBONES = ("vgg16", "vgg19", "alexnet")
 
@@ -124,7 +124,7 @@ def load_features(backbone: str, path: str | Path) -> nn.Sequential:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt file, pickled code, not a torch file at all
-        raise UserError(f"{path} is not a readable weight file ({type(exc).__name__}: {exc}).") from None
+        raise UserError(f"{path} is not a readable weight file ({load_failure(exc)}).") from None
     if not isinstance(state, dict):
         raise UserError(f"{path} does not hold a state dict of {backbone} weights.")
     if any(k.startswith("features.") for k in state):

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from ..fileio import atomic_path, check_output_path
+from ..fileio import atomic_path, check_output_path, output_lock
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,8 @@ def export_onnx(generator: nn.Module, path: str | Path, *, opset: int = 17, over
     in_channels = _in_channels(generator)
     side = stride * max(1, -(-64 // stride))  # the smallest multiple of the stride >= 64
     dummy = torch.zeros(1, in_channels, side, side)
-    with atomic_path(path) as tmp, warnings.catch_warnings():
+    # One writer per output; without overwrite a file that appeared meanwhile is not replaced.
+    with output_lock(path), atomic_path(path, replace=overwrite) as tmp, warnings.catch_warnings():
         # The TorchScript-based exporter is deprecated in favour of torch.export (which needs the extra
         # package onnxscript); it still handles these plain conv nets with dynamic axes.
         warnings.simplefilter("ignore")

@@ -53,6 +53,14 @@ class TranslateModel:
         g = next(iter(self.generators.values()))
         return str(getattr(g, "config", {}).get("arch", type(g).__name__))
 
+    @property
+    def files(self) -> list[Path]:
+        """The files the model was read from: its file, and for a CycleGAN reference checkpoint
+        the sibling generator (``*_net_G_A.pth`` / ``*_net_G_B.pth``) too."""
+        if not _CYCLEGAN_NAME.search(self.path.name):
+            return [self.path]
+        return [self.path.with_name(_CYCLEGAN_NAME.sub(f"net_G_{side}.pth", self.path.name)) for side in "AB"]
+
     def generator(self, direction: str | None = None) -> nn.Module:
         """The generator for ``direction`` (None: the model's default). UserError for a direction
         this model cannot run."""

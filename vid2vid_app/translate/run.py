@@ -159,16 +159,24 @@ def translate_media(input_path: str | Path, output_path: str | Path, generator: 
 
     The output has the input's kind and frame count (videos also its fps and audio). It is written
     to a temporary path and moved into place only when complete; an existing output is refused
-    unless ``options.overwrite``; the output may never be the input itself.
+    unless ``options.overwrite`` (a folder output then keeps its other files); the output may never
+    be the input itself nor lie inside an input folder. One writer per output: while another
+    process writes ``output_path`` this raises :class:`~vid2vid_app.fileio.Busy`.
     """
+    from ..fileio import check_not_input, output_lock
+
+    check_not_input(output_path, [input_path])
+    with output_lock(output_path):
+        return _translate_media(Path(input_path), Path(output_path), generator, options or TranslateOptions())
+
+
+def _translate_media(input_path: Path, output_path: Path, generator: nn.Module,
+                     opts: TranslateOptions) -> TranslateReport:
+    """:func:`translate_media` with its output locked."""
     from ..media import open_media, open_sink
     from ..progress import progress
     from ..video import ThreadedConsumer, ThreadedReader, probe
 
-    opts = options or TranslateOptions()
-    input_path, output_path = Path(input_path), Path(output_path)
-    if output_path.resolve() == input_path.resolve():
-        raise UserError(f"{output_path} is the input; choose another output path.")
     if opts.batch_size < 1:
         raise UserError(f"batch size {opts.batch_size} must be at least 1.")
 

@@ -14,7 +14,7 @@ import av
 import numpy as np
 
 from ..errors import UserError
-from ..fileio import atomic_path, check_output_path
+from ..fileio import atomic_path, check_output_path, os_error_message
 from .audio import _audio_source, _AudioCopy
 from .threaded import ThreadedConsumer
 
@@ -158,7 +158,8 @@ class VideoWriter:
         self.path = check_output_path(path, overwrite)
         self.fps = fps
         self._stack = contextlib.ExitStack()
-        tmp = self._stack.enter_context(atomic_path(self.path))
+        # Without --overwrite, a file that another program created meanwhile is not replaced.
+        tmp = self._stack.enter_context(atomic_path(self.path, replace=overwrite))
         self._encoder = _Encoder(tmp, fps, quality, pix_fmt, preset, audio_path, audio_offset, suffix)
         self._closed = False
         self._worker = ThreadedConsumer(self._encoder.encode, queue_size, name="VideoWriter") if threaded else None
@@ -184,11 +185,17 @@ class VideoWriter:
         """Add one uint8 (H, W, 3) RGB frame."""
         if self._closed:
             raise RuntimeError("write() on a closed VideoWriter")
-        if self._worker is None:
-            self._encoder.encode(image)
-        else:
-            # Copy: the caller may reuse its buffer while the frame waits in the queue.
-            self._worker.put(np.array(image, copy=True))
+        try:
+            if self._worker is None:
+                self._encoder.encode(image)
+            else:
+                # Copy: the caller may reuse its buffer while the frame waits in the queue.
+                self._worker.put(np.array(image, copy=True))
+        except OSError as exc:
+            # A full disk or a vanished folder: name the output, not its hidden temp file.
+            if exc.filename is not None and Path(str(exc.filename)).name != self._encoder.tmp.name:
+                raise
+            raise UserError(os_error_message(exc, self.path)) from None
 
     def close(self) -> None:
         """Finish the file and rename it into place. Raises if no frame was written."""
