@@ -197,23 +197,21 @@ class HeldOut:
 
     @torch.no_grad()
     def generate(self, generator, face_generator=None, face_size: int = 0) -> list[np.ndarray]:
+        from ..training.modules import eval_mode
+
         device = next(generator.parameters()).device
-        was_training = generator.training
-        generator.eval()
         out, prev = [], None
-        try:
+        with eval_mode(generator):
             for pose, start, box in zip(self.poses, self.starts, self.boxes, strict=True):
                 pose = pose.to(device)
                 if start or prev is None:
                     prev = torch.zeros_like(pose)
-                fake = generator(torch.cat([pose, prev], dim=1))
+                fake = generator(torch.cat([pose, prev], dim=1))  # (1, 6, H, W) in -> (1, 3, H, W)
                 if face_generator is not None and box is not None:
                     boxes = torch.as_tensor(box[None], device=device)
                     fake = refine_faces(face_generator, fake, pose, boxes, face_size)
                 prev = fake
                 out.append(to_uint8(fake[0]))
-        finally:
-            generator.train(was_training)
         return out
 
     def metrics(self, generator, face_generator=None, face_size: int = 0) -> dict[str, float]:

@@ -35,6 +35,7 @@ from torch import nn
 
 from ..errors import UserError
 from ..fileio import atomic_path
+from .modules import unwrap
 
 FORMAT_VERSION = 1
 """Bumped when the layout changes incompatibly; older versions keep loading where possible."""
@@ -184,14 +185,3 @@ def load_generator_export(path: str | os.PathLike, device: str | torch.device = 
         payload = extras[name]
     generator = generator_from_payload(payload, device=device, source=str(path))
     return generator, dict(data.get("meta") or {})
-
-
-def unwrap(module: nn.Module) -> nn.Module:
-    """The plain module inside DistributedDataParallel / DataParallel / torch.compile wrappers."""
-    while True:
-        if isinstance(module, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
-            module = module.module
-        elif hasattr(module, "_orig_mod"):
-            module = module._orig_mod
-        else:
-            return module

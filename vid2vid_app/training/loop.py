@@ -46,6 +46,7 @@ from ..progress import progress
 from . import distributed
 from .amp import Amp
 from .checkpoint import find_checkpoint, load_checkpoint, save_rotating
+from .modules import kept_mode, unwrap
 from .objectives.base import Objective
 from .runlog import RunLog
 from .sampler import EpochSampler, SeededDataset
@@ -176,7 +177,7 @@ class _Trainer:
                 distributed.barrier(self.info)
                 return self._result(t0, start)
         finally:
-            self.objective.wrap_networks(lambda name, m: _unwrap_ddp(m))
+            self.objective.wrap_networks(lambda name, m: unwrap(m))
             self.log.close()
 
     def _find_resume_checkpoint(self) -> dict | None:
@@ -319,12 +320,10 @@ class _Trainer:
         if self.val_fn is None or not self.info.is_main:
             return
         generator = self.objective.generator()
-        was_training = generator.training
         devices = [self.device] if self.device.type == "cuda" else []
         # Validation must not consume training randomness: exact resume depends on it.
-        with torch.random.fork_rng(devices=devices):
+        with torch.random.fork_rng(devices=devices), kept_mode(generator):
             metrics = {k: float(v) for k, v in dict(self.val_fn(generator)).items()}
-        generator.train(was_training)
         self.last_val = metrics
         self.log.stats({"step": self.step, "val": metrics})
         self.log.info(f"validation at step {self.step}: " + " ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
@@ -397,12 +396,6 @@ def _to_device(batch, device: torch.device, channels_last: bool):
     if isinstance(batch, (list, tuple)):
         return type(batch)(_to_device(v, device, channels_last) for v in batch)
     return batch
-
-
-def _unwrap_ddp(module: nn.Module) -> nn.Module:
-    if isinstance(module, nn.parallel.DistributedDataParallel):
-        return module.module
-    return module
 
 
 def _seed_everything(seed: int) -> None:

@@ -143,6 +143,7 @@ def make_val_fn(val: PairedDataset, batch_size: int = 8) -> Callable[[nn.Module]
     Dropout and batch norm run in eval mode, as at inference."""
     from ..imaging import to_uint8
     from ..metrics import psnr
+    from ..training.modules import eval_mode
 
     inputs, targets = stack_pairs(val)
     baseline_l1 = float((inputs - targets).abs().mean())
@@ -151,15 +152,10 @@ def make_val_fn(val: PairedDataset, batch_size: int = 8) -> Callable[[nn.Module]
 
     def val_fn(generator: nn.Module) -> dict[str, float]:
         device = next(generator.parameters()).device
-        was_training = generator.training
-        generator.eval()
         outputs = []
-        try:
-            with torch.inference_mode():
-                for i in range(0, len(inputs), batch_size):
-                    outputs.append(generator(inputs[i : i + batch_size].to(device)).float().cpu())
-        finally:
-            generator.train(was_training)
+        with eval_mode(generator), torch.inference_mode():
+            for i in range(0, len(inputs), batch_size):
+                outputs.append(generator(inputs[i : i + batch_size].to(device)).float().cpu())
         out = torch.cat(outputs).clamp(-1, 1)
         out_u8 = to_uint8(out)
         return {

@@ -26,7 +26,7 @@ from torch import nn
 from torch.optim import Adam, Optimizer
 
 from ..amp import Amp
-from ..checkpoint import unwrap
+from ..modules import unwrap
 
 
 class Objective(nn.Module):
