@@ -79,9 +79,9 @@ def test_flat_dance_config_json_loads_into_the_nested_layout(tmp_path):
     assert "train" not in flat and RUN_SETTINGS & set(flat)
     shutil.copy(FIXTURES / "dance_config_flat.json", tmp_path / "dance_config.json")
     cfg = load_json(DanceConfig, tmp_path / "dance_config.json")
-    expected = dance_config("tiny", videos=("/data/alice.mp4",),
-                            train={"seed": 7, "num_workers": 2, "tensorboard": True, "lr": 3e-4})
-    assert cfg == expected
+    expected = dance_config("tiny", train={"seed": 7, "num_workers": 2, "tensorboard": True, "lr": 3e-4})
+    assert cfg.train == expected.train
+    # Every key of the old file is in place (fields added since then take their defaults).
     for key in RUN_SETTINGS & set(flat):
         assert getattr(cfg.train, key) == flat[key], key
     for key in set(flat) - RUN_SETTINGS:
@@ -102,12 +102,13 @@ def test_flat_translate_json_loads_into_the_nested_layout(tmp_path):
     assert "train" not in flat
     shutil.copy(FIXTURES / "translate_flat.json", tmp_path / SETTINGS_FILE)
     cfg = load_settings(tmp_path)
-    expected = translate_config("pix2pix", "tiny", data=DataSpec(paired=("/data/A", "/data/B")),
-                                train={"seed": 5, "num_workers": 1, "amp": False, "beta1": 0.4,
-                                       "checkpoint_every": 50})
-    assert cfg == expected
+    expected = translate_config("pix2pix", "tiny", train={"seed": 5, "num_workers": 1, "amp": False, "beta1": 0.4,
+                                                          "checkpoint_every": 50})
+    assert cfg.train == expected.train and cfg.data == DataSpec(paired=("/data/A", "/data/B"))
     for key in RUN_SETTINGS & set(flat):
         assert getattr(cfg.train, key) == flat[key], key
+    for key in set(flat) - RUN_SETTINGS:
+        assert to_dict(cfg)[key] == flat[key], key
     assert cfg.total_steps(10) == (300, 100)  # the job's own step counts stay at the top level
     assert from_dict(TranslateConfig, to_dict(cfg)) == cfg
 
