@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from ddp_worker import config
 from training_utils import PairedToy, assert_same_state, state_of, tiny_pix2pix
@@ -71,3 +72,17 @@ def test_two_process_ddp_matches_single_process(tmp_path):
     assert [r["step"] for r in records if "losses" in r] == [1, 2, 3, 4]
     ckpt = load_checkpoint(checkpoint_path(tmp_path / "run"))
     assert ckpt["step"] == 4 and ckpt["global_batch"] == 2 and len(ckpt["rng"]) == 2
+
+
+def test_sync_bn_on_cpu_processes_is_refused_before_training():
+    """torch's SyncBatchNorm runs on GPUs only (on CPU tensors it raises at the first forward pass);
+    a CPU process of a multi-process run gets one clear sentence instead. One process: no-op."""
+    from vid2vid_app.errors import UserError
+    from vid2vid_app.training.distributed import DistInfo, wrap_ddp
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    two = DistInfo(rank=0, world_size=2, local_rank=0, device=torch.device("cpu"))
+    with pytest.raises(UserError, match="--sync-bn .* needs CUDA"):
+        wrap_ddp(net, two, sync_bn=True)
+    one = DistInfo(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+    assert wrap_ddp(net, one, sync_bn=True) is net

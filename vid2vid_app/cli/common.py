@@ -95,8 +95,8 @@ def train_run_options(func):
                      help="Deterministic kernels only (torch.use_deterministic_algorithms, no cuDNN "
                           "autotuning): a rerun with the same --seed gives the same weights, at some speed cost."),
         click.option("--sync-bn", is_flag=True,
-                     help="Under torchrun: batch-norm statistics over all processes' batches (SyncBatchNorm). "
-                          "No effect in a single process or on networks without batch norm."),
+                     help="Under torchrun on GPUs: batch-norm statistics over all processes' batches "
+                          "(SyncBatchNorm). No effect in a single process or on networks without batch norm."),
     ]
     for option in reversed(options):
         func = option(func)

@@ -112,6 +112,9 @@ def wrap_ddp(module: nn.Module, info: DistInfo, sync_bn: bool = False) -> nn.Mod
     if not info.enabled:
         return module
     if sync_bn:
+        if info.device.type != "cuda":  # torch's SyncBatchNorm fails on CPU tensors at the first step
+            raise UserError("--sync-bn synchronises batch norm across GPUs and needs CUDA devices; leave it "
+                            "out when training on CPUs.")
         module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
     device_ids = [info.device.index] if info.device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
