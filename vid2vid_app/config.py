@@ -155,6 +155,9 @@ def _coerce(ftype: Any, value: Any) -> Any:
 #: Temporal smoothing of keypoint sequences (vid2vid_app.pose.smoothing).
 SMOOTHING_METHODS = ("one_euro", "median")
 
+#: Landmark sets of the pose detector (vid2vid_app.pose.parts): body, face-70 and hands, or body only.
+LANDMARK_SETS = ("holistic", "body")
+
 # x264's speed presets, fastest first (vid2vid_app.video.writer). "medium" is x264's default;
 # "veryfast" encodes about 2.3x faster at the same CRF (measured on the bundled 360x640 clip: 185 vs
 # 79 frames/s on 2 cores, 38.9 vs 40.8 dB against the input), which matters when a GPU generates

@@ -111,3 +111,19 @@ def train_settings(*, amp: bool | None, cpu_bf16: bool, deterministic: bool, syn
         raise UserError("--cpu-bf16 is mixed precision on the CPU and contradicts --fp32; give one of them.")
     flags = {"cpu_bf16": cpu_bf16, "deterministic": deterministic, "sync_bn": sync_bn}
     return {**values, "amp": True if cpu_bf16 else amp, **{k: True if v else None for k, v in flags.items()}}
+
+
+def landmarks_option(func):
+    """``--landmarks holistic|body``: which landmarks the pose detector finds."""
+    from ..config import LANDMARK_SETS
+
+    return click.option("--landmarks", type=click.Choice(LANDMARK_SETS), default="holistic", show_default=True,
+                        help="holistic: body, face (70 points) and both hands (MediaPipe Holistic); body: the "
+                             "33 body landmarks only (MediaPipe Pose, about three times faster).")(func)
+
+
+def workers_option(func):
+    """``--workers N``: processes of the pose pass."""
+    return click.option("--workers", type=click.IntRange(min=1), default=None,
+                        help="Processes that detect poses in parallel, each on its own part of a long video "
+                             "[default: every core].")(func)

@@ -7,7 +7,14 @@ from pathlib import Path
 import click
 
 from ..config import SMOOTHING_METHODS
-from .common import overwrite_option, quiet_option, threads_option, user_errors
+from .common import (
+    landmarks_option,
+    overwrite_option,
+    quiet_option,
+    threads_option,
+    user_errors,
+    workers_option,
+)
 
 
 @click.command()
@@ -23,19 +30,23 @@ from .common import overwrite_option, quiet_option, threads_option, user_errors
 @click.option("--max-gap", type=click.IntRange(min=0), default=None,
               help="Longest run of missed video frames to fill by interpolation. [default: 0.25 s of frames]")
 @click.option("--no-overlay", is_flag=True, help="Skip the overlay preview.")
+@landmarks_option
+@workers_option
 @overwrite_option
 @quiet_option
 @threads_option
 @user_errors
 def pose_cmd(input_path: Path, out_dir: Path, max_side: int | None, no_smooth: bool, smooth_method: str,
-             max_gap: int | None, no_overlay: bool, overwrite: bool, quiet: bool) -> None:
+             max_gap: int | None, no_overlay: bool, landmarks: str, workers: int | None, overwrite: bool,
+             quiet: bool) -> None:
     """Find the person in INPUT (a video, an image or a folder of images) and write to OUTDIR:
     keypoints.npz, openpose/ JSON, pose.mp4 stick figures and overlay.mp4 (pose.png and
-    overlay.png for an image; pose/ and overlay/ folders for a folder of images)."""
+    overlay.png for an image; pose/ and overlay/ folders for a folder of images). With the default
+    --landmarks holistic the keypoints hold the face (70 points) and both hands as well."""
     from ..dance.pose_outputs import PoseOptions, extract_poses
 
     options = PoseOptions(max_side=max_side, smooth=not no_smooth, smooth_method=smooth_method,
-                          max_gap=max_gap, overlay=not no_overlay)
+                          max_gap=max_gap, overlay=not no_overlay, landmarks=landmarks, workers=workers)
     report = extract_poses(input_path, out_dir, options, overwrite=overwrite, quiet=quiet)
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)

@@ -14,6 +14,7 @@ from .common import (
     runs_dir_option,
     threads_option,
     user_errors,
+    workers_option,
 )
 
 SBS_AUTO = "__auto__"
@@ -68,6 +69,7 @@ def parse_crop(text: str | None) -> tuple[int, int, int, int] | None:
               help="x264 CRF of the output (lower is better; 18 is visually lossless).")
 @encoder_preset_option
 @device_option
+@workers_option
 @runs_dir_option
 @overwrite_option
 @quiet_option
@@ -76,7 +78,7 @@ def parse_crop(text: str | None) -> tuple[int, int, int, int] | None:
 def transfer_cmd(source: Path, model: str, output: Path, side_by_side: str | None, start: str | None,
                  end: str | None, crop: str | None, poses: Path | None, no_normalize: bool, quality: int,
                  encoder_preset: str, device: str,
-                 runs_dir: Path | None, overwrite: bool, quiet: bool) -> None:
+                 runs_dir: Path | None, overwrite: bool, quiet: bool, workers: int | None = None) -> None:
     """Make the trained target person perform the moves of the person in SOURCE.
 
     Detects and smooths the source's poses, normalises them onto the target's body statistics,
@@ -93,7 +95,7 @@ def transfer_cmd(source: Path, model: str, output: Path, side_by_side: str | Non
     options = TransferOptions(
         start=start, end=end, normalize=not no_normalize, side_by_side=side_by_side_path(side_by_side, output),
         crop=parse_crop(crop), poses=poses, device=device, quality=quality,
-        encoder_preset=encoder_preset, quiet=quiet, overwrite=overwrite)
+        encoder_preset=encoder_preset, quiet=quiet, overwrite=overwrite, workers=workers)
     report = transfer(source, model, output, options, runs_dir=runs_dir)
     if not quiet:
         click.echo(report.summary())

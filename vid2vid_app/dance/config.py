@@ -97,6 +97,11 @@ class DanceConfig:
     val_fraction: float = 0.1
     val_max_frames: int = 64
     detect_max_side: int = 640
+    # Landmarks of the stick figures: "holistic" (body, face-70 and hands; what both presets use)
+    # or "body" (33 body points). The field's default is "body" because configs written before
+    # holistic figures existed lack it and their models were trained on body-only figures.
+    landmarks: str = "body"
+    pose_workers: int | None = None  # processes of the pose pass (None: every core)
     smooth_method: str = "one_euro"
     max_gap: int | None = None  # None: a quarter of a second of frames
     min_train_frames: int = 16
@@ -115,9 +120,10 @@ class DanceConfig:
 
 
 PRESETS: dict[str, dict] = {
-    "standard": {"preset": "standard"},
+    "standard": {"preset": "standard", "landmarks": "holistic"},
     "tiny": {
         "preset": "tiny",
+        "landmarks": "holistic",
         "size": (128, 64),
         "stages": ("global",),
         "ngf": 16,
@@ -165,6 +171,8 @@ def make_config(preset: str = "standard", *, train: dict[str, Any] | None = None
 
 def validate(cfg: DanceConfig) -> None:
     """Raise :class:`UserError` for impossible settings (one sentence each)."""
+    if cfg.landmarks not in ("holistic", "body"):
+        raise UserError(f"unknown landmarks {cfg.landmarks!r}; choose holistic or body.")
     for stage in cfg.stages:
         if stage not in STAGES:
             raise UserError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}.")

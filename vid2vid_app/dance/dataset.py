@@ -45,7 +45,7 @@ class StagePoses:
         self.style = style
 
     def render(self, t: int, offset: np.ndarray | None = None) -> np.ndarray:
-        """uint8 (H, W, 3) stick figure of frame ``t``; ``offset`` (33, 2) pixels is added to the
+        """uint8 (H, W, 3) stick figure of frame ``t``; ``offset`` (K, 2) pixels is added to the
         landmarks first (training-time jitter)."""
         from ..pose.render import render_pose
 
@@ -99,13 +99,28 @@ class TemporalPairDataset(Dataset):
             self._frames = self.data.frames
         return downscale_frame(self._frames[t], self.poses.factor)
 
+    def _jitter(self, shift: np.ndarray, sigma: float) -> np.ndarray:
+        """(K, 2) training-time offsets: ``shift`` (1, 2) for the whole figure plus noise of
+        sigma / 2 per body landmark. The face and each hand of a holistic pose move as one piece
+        (one offset each), so their small shapes are not scrambled."""
+        from ..pose import parts
+
+        k = self.poses.keypoints.shape[1]
+        noise = np.random.normal(0.0, sigma / 2, size=(k, 2))
+        if k == parts.NUM_PACKED:
+            for part in (slice(parts.FACE_START, parts.HANDS_START),
+                         slice(parts.HANDS_START, parts.HANDS_START + parts.NUM_HAND),
+                         slice(parts.HANDS_START + parts.NUM_HAND, parts.NUM_PACKED)):
+                noise[part] = np.random.normal(0.0, sigma / 2, size=(1, 2))
+        return shift + noise
+
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         t = int(self.pairs[i])
         offsets: list[np.ndarray | None] = [None, None]
         if self.pose_jitter > 0:
             sigma = self.pose_jitter * self.poses.size[1]
             shift = np.random.normal(0.0, sigma, size=(1, 2))
-            offsets = [shift + np.random.normal(0.0, sigma / 2, size=(33, 2)) for _ in range(2)]
+            offsets = [self._jitter(shift, sigma) for _ in range(2)]
         item = {
             "pose0": to_tensor(self.poses.render(t, offsets[0]))[0],
             "pose1": to_tensor(self.poses.render(t + 1, offsets[1]))[0],

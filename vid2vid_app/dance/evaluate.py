@@ -48,7 +48,7 @@ LPIPS_NETS = ("alexnet", "vgg16")
 @dataclass
 class EvalFrames:
     """Frames to evaluate on: ``real`` (T, H, W, 3) uint8 letterboxed into the model canvas,
-    ``keypoints`` (T, 33, 3) in target-video pixels, ``restart`` (T,) bool: the frame does not
+    ``keypoints`` (T, K, 3) in target-video pixels (K = 33, or 145 holistic), ``restart`` (T,) bool: the frame does not
     follow the previous one (first frame, a gap, another video), so the previous-frame feedback
     starts again from zeros; and what the frames are."""
 
@@ -205,13 +205,14 @@ def video_frames(model: Any, video: Path, max_frames: int | None = None, quiet: 
             canvases.append(letterbox(fitted, cw, ch)[0])
             yield resize_max_side(frame, DETECT_MAX_SIDE)
 
-    seq = detect_sequence(detector_frames(), float(info.fps), size, quiet=quiet, total=len(reader))
+    seq = detect_sequence(detector_frames(), float(info.fps), size, quiet=quiet, total=len(reader),
+                          landmarks=model.landmarks)
     seq, _ = fill_gaps(seq)
     seq = smooth(seq)
     valid = seq.valid
     if not valid.any():
         raise UserError(f"no person was detected in any of the {len(seq)} frames of {video}.")
-    keypoints = seq.keypoints[valid]
+    keypoints = seq.packed()[valid]
     if size != (tw, th):
         keypoints = keypoints_to_canvas(keypoints, letterbox_geometry(size[0], size[1], tw, th))
     indices = np.flatnonzero(valid)
@@ -284,13 +285,13 @@ def match_sides(reference: np.ndarray, detected: np.ndarray) -> np.ndarray:
 
 def canvas_pose_distance(model: Any, frames: np.ndarray, keypoints: np.ndarray, fps: float) -> float:
     """Re-detect poses on ``frames`` (T, h, w, 3) (the video part of the canvas) and compare them
-    with ``keypoints`` (T, 33, 3) in target pixels, mapped the same way. Body-height units; the
-    sides of each re-detected pose are matched first (:func:`match_sides`)."""
+    with the body of ``keypoints`` (T, K, 3) in target pixels, mapped the same way. Body-height
+    units; the sides of each re-detected pose are matched first (:func:`match_sides`)."""
     from ..metrics import pose_distance
     from ..pose import detect_sequence
 
     box = model.letterbox
-    reference = model.canvas_keypoints(keypoints)
+    reference = model.canvas_keypoints(np.asarray(keypoints)[:, :33])  # the body rows of packed poses
     reference[..., 0] -= box.x0
     reference[..., 1] -= box.y0
     h, w = frames.shape[1:3]

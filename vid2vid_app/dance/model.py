@@ -66,6 +66,8 @@ def save_dance_model(path: str | os.PathLike, *, generator: torch.nn.Module,
         "app": APP,
         "stage": stage,
         "config": to_dict(config),
+        # The stick figures the generator learnt: "holistic" or "body" (files without it: "body").
+        "landmarks": config.landmarks,
         "target_stats": target_stats.to_json(),
         "render_style": to_dict(render_style),
         "target_size": [int(target_size[0]), int(target_size[1])],
@@ -185,20 +187,29 @@ class DanceModel:
     def face_size(self) -> int:
         return int(self.config.get("face_size", 128))
 
+    @property
+    def landmarks(self) -> str:
+        """The stick figures the model was trained on: "holistic" (body, face, hands) or "body"
+        (model files from before holistic figures have no such setting and mean "body")."""
+        return str(self.config.get("landmarks") or "body")
+
     def canvas_keypoints(self, keypoints: np.ndarray) -> np.ndarray:
-        """Keypoints (..., 33, 3) in target-video pixels -> canvas pixels at ``resolution``."""
+        """Keypoints (..., K, 3) in target-video pixels -> canvas pixels at ``resolution``."""
         return keypoints_to_canvas(keypoints, self.letterbox)
 
     def render(self, keypoints: np.ndarray) -> np.ndarray:
-        """Stick figure of ``keypoints`` (33, 3) given in target-video pixel coordinates, drawn at
-        ``resolution`` as uint8 (H, W, 3) — the same drawing the generator was trained on."""
+        """Stick figure of ``keypoints`` (33, 3), or a holistic (145, 3) pose, given in target-video
+        pixel coordinates, drawn at ``resolution`` as uint8 (H, W, 3) — the same drawing the
+        generator was trained on: a body-only model draws only the body of a holistic pose."""
         from ..pose.render import render_pose
 
+        if self.landmarks == "body":
+            keypoints = np.asarray(keypoints)[..., :33, :]
         w, h = self.resolution
         return render_pose(self.canvas_keypoints(keypoints), w, h, self.render_style)
 
     def face_box(self, keypoints: np.ndarray) -> np.ndarray | None:
-        """The face box (x0, y0, x1, y1) in canvas pixels for ``keypoints`` (33, 3) in target-video
+        """The face box (x0, y0, x1, y1) in canvas pixels for ``keypoints`` (33, 3) or (145, 3) in target-video
         pixels, or None when the model has no face stage or the pose shows no face. Pass it to
         :meth:`generate` as ``boxes`` (one row per image)."""
         if self.face_generator is None:
@@ -207,6 +218,8 @@ class DanceModel:
 
         # The face stage was trained on boxes of one side per target (a steady crop scale).
         side = (self.data or {}).get("face_side")
+        if self.landmarks == "body":  # boxes as in training: from the body's face points
+            keypoints = np.asarray(keypoints)[..., :33, :]
         box = face_box(self.canvas_keypoints(keypoints), self.resolution,
                        box_frac=float(self.config.get("face_box_frac", 2.0)),
                        side=int(side) if side else None)

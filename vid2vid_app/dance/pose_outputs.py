@@ -71,6 +71,10 @@ class PoseOptions:
     overlay: also write the overlay preview; preview_max_side caps its longer side.
     preset: x264 preset of the written videos ("veryfast": several times faster than "medium"
         at 1080p for about the same size on stick figures).
+    landmarks: "holistic" (body, face-70 and both hands: MediaPipe Holistic) or "body" (the 33
+        body landmarks of MediaPipe Pose, about three times faster).
+    workers: processes that detect a video's chunks in parallel (None: every core; videos under
+        a few seconds per worker stay in one process).
     """
 
     max_side: int | None = None
@@ -83,6 +87,8 @@ class PoseOptions:
     model_complexity: int = 1
     min_confidence: float = 0.5
     style: RenderStyle = field(default_factory=RenderStyle)
+    landmarks: str = "holistic"
+    workers: int | None = None
 
 
 @dataclass
@@ -101,6 +107,7 @@ class PoseReport:
     detect_seconds: float
     total_seconds: float
     outputs: list[Path]
+    stats: DetectionStats | None = None
 
     def summary_lines(self) -> list[str]:
         pct = 100.0 * self.detected / max(self.frames, 1)
@@ -111,8 +118,11 @@ class PoseReport:
                 runs = ", ".join(f"{s}-{e - 1}" if e - s > 1 else str(s) for s, e in self.missing_runs[:6])
                 gaps += f" (frames {runs}{' ...' if len(self.missing_runs) > 6 else ''})"
             lines.append(gaps)
+        if self.stats is not None and self.stats.landmarks == "holistic":
+            lines.append(f"found: {self.stats.part_rates()}")
         rate = self.frames / self.detect_seconds if self.detect_seconds > 0 else float("nan")
-        lines.append(f"time: {self.total_seconds:.1f} s (detection {rate:.1f} frames/s)")
+        workers = f", {self.stats.workers} processes" if self.stats is not None and self.stats.workers > 1 else ""
+        lines.append(f"time: {self.total_seconds:.1f} s (detection {rate:.1f} frames/s{workers})")
         lines.append("wrote: " + ", ".join(p.name + ("/" if p.is_dir() else "") for p in self.outputs)
                      + f" in {self.outputs[0].parent if self.outputs else ''}")
         return lines
@@ -233,21 +243,22 @@ def _run(src: MediaSource, input_path: Path, size: tuple[int, int], opt: PoseOpt
     video = src.kind == "video"
     fps = float(src.fps) if video else 1.0
 
-    # 1. Detection (decoding runs in a background thread, overlapping the detector).
+    # 1. Detection: a video over worker processes that decode their own chunks; images here
+    #    (decoding in a background thread, overlapping the detector).
     stats = DetectionStats()
-    frames = ThreadedReader(_detection_frames(src, opt.max_side, size), maxsize=8)
-    try:
-        seq = detect_sequence(frames, fps, size, static=not video, quiet=quiet, total=src.frame_count,
+    truncated = False
+    if video:
+        seq = _detect_video(input_path, src.frame_count, fps, size, opt, quiet, stats)
+        truncated = len(seq) < src.frame_count
+        if truncated:
+            warnings.append(f"{input_path} is damaged or cut short (only {len(seq)} of the {src.frame_count} "
+                            f"frames in its header could be decoded); poses were extracted from the {len(seq)} "
+                            "readable frames.")
+    else:
+        frames = ThreadedReader(_detection_frames(src, opt.max_side, size), maxsize=8)
+        seq = detect_sequence(frames, fps, size, static=True, quiet=quiet, total=src.frame_count,
                               model_complexity=opt.model_complexity, min_confidence=opt.min_confidence,
-                              stats=stats)
-    except UserError:
-        if video and not src.frames_read:
-            detail = f" ({src.error})" if src.error else ""
-            raise UserError(f"{input_path} has no decodable video frames{detail}.") from None
-        raise
-    if video and src.truncated:
-        warnings.append(f"{input_path} is damaged or cut short ({src.error}); "
-                        f"poses were extracted from the {len(seq)} readable frames.")
+                              stats=stats, landmarks=opt.landmarks)
     if not seq.valid.any():
         raise UserError(f"no person was detected in any of the {len(seq)} frame(s) of {input_path}.")
 
@@ -271,8 +282,23 @@ def _run(src: MediaSource, input_path: Path, size: tuple[int, int], opt: PoseOpt
 
     return PoseReport(input=input_path, kind=src.kind, frames=len(seq), detected=gaps.detected_frames,
                       filled=gaps.filled_frames, missing=gaps.missing_frames, missing_runs=gaps.missing_runs,
-                      truncated=video and src.truncated, warnings=warnings, detect_seconds=stats.seconds,
-                      total_seconds=time.perf_counter() - start, outputs=[])
+                      truncated=truncated, warnings=warnings, detect_seconds=stats.seconds,
+                      total_seconds=time.perf_counter() - start, outputs=[], stats=stats)
+
+
+def _detect_video(input_path: Path, frame_count: int, fps: float, size: tuple[int, int], opt: PoseOptions,
+                  quiet: bool, stats: DetectionStats) -> PoseSequence:
+    """The video's poses, detected over ``opt.workers`` processes (each decoding its own chunk at
+    ``opt.max_side``); :class:`UserError` when not one frame decodes."""
+    from ..pose.parallel import detect_chunked
+    from ..video import FrameRange
+
+    try:
+        return detect_chunked(FrameRange(input_path, max_side=opt.max_side), frame_count, fps, size,
+                              workers=opt.workers, landmarks=opt.landmarks, model_complexity=opt.model_complexity,
+                              min_confidence=opt.min_confidence, quiet=quiet, stats=stats)
+    except UserError:
+        raise UserError(f"{input_path} has no decodable video frames.") from None
 
 
 def _draw_video(input_path: Path, fps: Fraction, seq: PoseSequence, opt: PoseOptions, staging: Path,
@@ -280,6 +306,8 @@ def _draw_video(input_path: Path, fps: Fraction, seq: PoseSequence, opt: PoseOpt
     """pose.mp4 at the input size and overlay.mp4 at preview size, both encoded in background
     threads while the frames are decoded again in another."""
     width, height = seq.size
+    points = seq.packed()  # body, and face and hands when holistic
+    preview_points = points
     pose_writer = VideoWriter(staging / "pose.mp4", fps, preset=opt.preset,
                               threaded=True, overwrite=True)
     overlay_writer = None
@@ -287,18 +315,18 @@ def _draw_video(input_path: Path, fps: Fraction, seq: PoseSequence, opt: PoseOpt
     if opt.overlay:
         preview_side = min(opt.max_side or opt.preview_max_side, opt.preview_max_side)
         preview_src = open_media(input_path, max_side=preview_side)
-        preview = seq.resized_to(preview_src.size)  # keypoints in the preview's pixels
+        preview_points = seq.resized_to(preview_src.size).packed()  # keypoints in the preview's pixels
         overlay_writer = VideoWriter(staging / "overlay.mp4", fps, audio_from=input_path,
                                      preset=opt.preset, threaded=True, overwrite=True)
         frames = iter(ThreadedReader(preview_src, maxsize=8))
     written = 0
     try:
         for t in progress(range(len(seq)), total=len(seq), desc="render", unit="frame", quiet=quiet):
-            pose_writer.write(render_pose(seq.keypoints[t], width, height, opt.style))
+            pose_writer.write(render_pose(points[t], width, height, opt.style))
             if overlay_writer is not None:
                 frame = next(frames, None)
                 if frame is not None:
-                    overlay_writer.write(render_overlay(frame, preview.keypoints[t], opt.style))
+                    overlay_writer.write(render_overlay(frame, preview_points[t], opt.style))
                     written += 1
         pose_writer.close()
         if overlay_writer is not None:
@@ -320,6 +348,7 @@ def _draw_video(input_path: Path, fps: Fraction, seq: PoseSequence, opt: PoseOpt
 def _draw_images(src: MediaSource, seq: PoseSequence, opt: PoseOptions, staging: Path, quiet: bool) -> None:
     """pose.png / overlay.png for one image; pose/ and overlay/ folders for a folder."""
     width, height = seq.size
+    points = seq.packed()
     if src.kind == "folder":
         (staging / "pose").mkdir()
         if opt.overlay:
@@ -327,7 +356,7 @@ def _draw_images(src: MediaSource, seq: PoseSequence, opt: PoseOptions, staging:
     frames = src if opt.overlay else iter(())
     frame_iter = iter(frames)
     for t in progress(range(len(seq)), total=len(seq), desc="render", unit="image", quiet=quiet):
-        kp = seq.keypoints[t]
+        kp = points[t]
         if src.kind == "image":
             pose_path, overlay_path = staging / "pose.png", staging / "overlay.png"
         else:

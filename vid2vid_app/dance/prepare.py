@@ -2,8 +2,10 @@
 
 Layout of the cache folder (``RUNS/NAME/data/``)::
 
-    poses.npz             keypoints (T, 33, 3) smoothed, in target-video pixels; raw (T, 33, 3)
-                          as detected; segment (T,) index of the video each frame comes from
+    poses.npz             keypoints (T, K, 3) smoothed, in target-video pixels; raw (T, K, 3)
+                          as detected; segment (T,) index of the video each frame comes from.
+                          K = 33 body landmarks, or 145 for holistic poses (body, face-70,
+                          both hands: the packed layout of vid2vid_app.pose.parts)
     poses.json            written last: which videos (path, bytes, mtime) and settings the poses
                           belong to; its presence marks the pose pass as finished
     frames_WxH.u8         raw uint8 (T, H, W, 3) frames letterboxed into the W x H canvas, read as a
@@ -25,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from ..errors import UserError
@@ -39,7 +40,7 @@ CACHE_VERSION = 1
 @dataclass
 class PreparedData:
     """The prepared target data. ``frames`` (T, H, W, 3) uint8 at ``canvas`` (w, h) (a read-only
-    memory map); ``keypoints`` (T, 33, 3) smoothed, in target-video pixels (x, y, confidence; a
+    memory map); ``keypoints`` (T, K, 3) (K = 33, or 145 holistic) smoothed, in target-video pixels (x, y, confidence; a
     missing landmark has confidence 0); ``canvas_keypoints`` the same mapped into the canvas;
     ``valid`` (T,) frames with a person (after gap filling); ``segment`` (T,) video index."""
 
@@ -113,12 +114,14 @@ def check_same_size(infos: list) -> tuple[int, int]:
 def prepare_dance_data(videos: list[str | os.PathLike], data_dir: str | os.PathLike,
                        canvas: tuple[int, int], *, detect_max_side: int = 640,
                        smooth_method: str = "one_euro", max_gap: int = 15, min_frames: int = 8,
+                       landmarks: str = "body", workers: int | None = None,
                        quiet: bool = False) -> PreparedData:
     """Decode, detect, smooth and letterbox the target ``videos`` into ``data_dir`` (reusing the
     finished parts of an earlier call) and return the prepared data.
 
     Poses are detected on frames downscaled to ``detect_max_side`` (coordinates are given back in
-    original pixels); gaps of up to ``max_gap`` frames are interpolated; then each video is smoothed.
+    original pixels) by ``workers`` processes (None: every core), with ``landmarks`` "body" or
+    "holistic"; gaps of up to ``max_gap`` frames are interpolated; then each video is smoothed.
     Raises :class:`UserError` when the videos differ in size, when no frame shows a person, or when
     fewer than ``min_frames`` do.
     """
@@ -133,6 +136,8 @@ def prepare_dance_data(videos: list[str | os.PathLike], data_dir: str | os.PathL
     identities = [_video_identity(p) for p in paths]
     settings = {"version": CACHE_VERSION, "videos": identities, "detect_max_side": detect_max_side,
                 "smooth_method": smooth_method, "max_gap": max_gap}
+    if landmarks != "body":  # body-only caches written before holistic poses stay valid
+        settings["landmarks"] = landmarks
 
     w, h = canvas
     frames_name = f"frames_{w}x{h}"
@@ -146,7 +151,8 @@ def prepare_dance_data(videos: list[str | os.PathLike], data_dir: str | os.PathL
     box = letterbox_geometry(target_size[0], target_size[1], w, h)
     if not (reuse_poses and reuse_frames):
         n_frames = _decode_and_detect(paths, infos, data_dir, canvas, frames_path, detect_max_side,
-                                      smooth_method, max_gap, need_poses=not reuse_poses, quiet=quiet)
+                                      smooth_method, max_gap, need_poses=not reuse_poses, quiet=quiet,
+                                      landmarks=landmarks, workers=workers)
         if not reuse_poses:
             write_json_atomic(data_dir / "poses.json", {"settings": settings, "size": list(target_size),
                                                        "fps": float(infos[0].fps)})
@@ -171,7 +177,7 @@ def prepare_dance_data(videos: list[str | os.PathLike], data_dir: str | os.PathL
 
     from ..pose.keypoints import PoseSequence
 
-    stats = compute_stats(PoseSequence(keypoints=keypoints, size=target_size, fps=float(infos[0].fps)))
+    stats = compute_stats(PoseSequence.from_packed(keypoints, target_size, float(infos[0].fps)))
     return PreparedData(
         root=data_dir, frames_path=frames_path, keypoints=keypoints,
         canvas_keypoints=keypoints_to_canvas(keypoints, box), valid=valid, segment=segment,
@@ -180,20 +186,23 @@ def prepare_dance_data(videos: list[str | os.PathLike], data_dir: str | os.PathL
 
 
 def _person_mask(keypoints: np.ndarray) -> np.ndarray:
-    """(T,) True where a frame has any confident, finite landmark."""
-    conf = np.nan_to_num(keypoints[..., 2], nan=0.0)
-    finite = np.isfinite(keypoints[..., :2]).all(axis=-1)
+    """(T,) True where a frame has any confident, finite body landmark (face and hands, when
+    present, never make a frame count as one with a person)."""
+    body = keypoints[:, :33]  # the body rows of a packed pose
+    conf = np.nan_to_num(body[..., 2], nan=0.0)
+    finite = np.isfinite(body[..., :2]).all(axis=-1)
     return ((conf > 0) & finite).any(axis=-1)
 
 
 def _decode_and_detect(paths, infos, data_dir: Path, canvas, frames_path: Path, detect_max_side: int,
-                       smooth_method: str, max_gap: int, *, need_poses: bool, quiet: bool) -> int:
-    """One decoding pass over every video: append each frame, letterboxed into the canvas, to the
-    raw frame file and (when ``need_poses``) detect poses on a downscaled copy. Returns the number
-    of frames. Files appear at their final names only when complete."""
-    from ..pose.detector import detect_sequence
+                       smooth_method: str, max_gap: int, *, need_poses: bool, quiet: bool,
+                       landmarks: str = "body", workers: int | None = None) -> int:
+    """Per video: (when ``need_poses``) detect poses on downscaled frames over worker processes,
+    then one decoding pass that appends each frame, letterboxed into the canvas, to the raw frame
+    file. Returns the number of frames. Files appear at their final names only when complete."""
+    from ..pose.parallel import detect_chunked
     from ..pose.smoothing import fill_gaps, smooth
-    from ..video import ThreadedReader, iter_frames
+    from ..video import FrameRange, ThreadedReader, iter_frames
 
     w, h = canvas
     n = 0
@@ -201,36 +210,25 @@ def _decode_and_detect(paths, infos, data_dir: Path, canvas, frames_path: Path, 
     with atomic_path(frames_path) as tmp, open(tmp, "wb") as out:
         for index, (path, info) in enumerate(zip(paths, infos, strict=True)):
             start = n
-            scale = min(1.0, detect_max_side / max(info.width, info.height)) if detect_max_side else 1.0
-            det_size = (max(1, round(info.width * scale)), max(1, round(info.height * scale)))
-            bar = progress(total=info.frame_count, desc=f"prepare {path.name}", unit="frame", quiet=quiet)
-
-            def small_frames(path=path, scale=scale, det_size=det_size, bar=bar):
-                # Decoding runs in a background thread; letterboxing and writing happen here,
-                # interleaved with detection.
-                nonlocal n
-                for frame in ThreadedReader(iter_frames(path), maxsize=8):
-                    out.write(letterbox(frame, w, h)[0].tobytes())
-                    n += 1
-                    bar.update(1)
-                    yield frame if scale == 1.0 else cv2.resize(frame, det_size, interpolation=cv2.INTER_AREA)
-
             if need_poses:
-                # Detected on downscaled frames; coordinates come back in original pixels.
-                seq = detect_sequence(small_frames(), float(info.fps), (info.width, info.height),
-                                      static=False, quiet=True, total=info.frame_count)
-                raw = np.array(seq.keypoints, dtype=np.float32)
+                # Detected on downscaled frames (decoded by the workers themselves); coordinates
+                # come back in original pixels.
+                seq = detect_chunked(FrameRange(path, max_side=detect_max_side or None), info.frame_count,
+                                     float(info.fps), (info.width, info.height), workers=workers,
+                                     landmarks=landmarks, quiet=quiet)
+                raw = seq.packed()
                 seq, _ = fill_gaps(seq, max_gap=max_gap)
                 seq = smooth(seq, method=smooth_method)
-                kp_all.append(np.asarray(seq.keypoints, dtype=np.float32))
+                kp_all.append(seq.packed())
                 raw_all.append(raw)
                 seg_all.append(np.full(len(raw), index, dtype=np.int32))
-                if len(raw) != n - start:
-                    raise RuntimeError(f"{path}: {len(raw)} poses for {n - start} frames")
-            else:
-                for _ in small_frames():
-                    pass
-            bar.close()
+            # Decoding runs in a background thread; letterboxing and writing happen here.
+            for frame in progress(ThreadedReader(iter_frames(path), maxsize=8), total=info.frame_count,
+                                  desc=f"prepare {path.name}", unit="frame", quiet=quiet):
+                out.write(letterbox(frame, w, h)[0].tobytes())
+                n += 1
+            if need_poses and len(raw) != n - start:
+                raise RuntimeError(f"{path}: {len(raw)} poses for {n - start} frames")
     if need_poses:
         with atomic_path(data_dir / "poses.npz") as tmp:
             with open(tmp, "wb") as fh:

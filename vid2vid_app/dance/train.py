@@ -304,7 +304,8 @@ def _train_in_run(videos: list[Path], name: str, cfg: DanceConfig, run_dir: Path
         # Unusable target videos raise here; open_run then removes the folder it created.
         data = prepare_dance_data(videos, run_dir / "data", canvas, detect_max_side=cfg.detect_max_side,
                                   smooth_method=cfg.smooth_method, max_gap=cfg.max_gap,
-                                  min_frames=cfg.min_train_frames, quiet=quiet)
+                                  min_frames=cfg.min_train_frames, landmarks=cfg.landmarks,
+                                  workers=cfg.pose_workers, quiet=quiet)
         pairs, val_idx = data.split(cfg.val_fraction)
         if len(pairs) < max(1, cfg.min_train_frames // 2):
             raise UserError(f"only {len(pairs)} consecutive frame pairs with a person remain for training "

@@ -104,6 +104,7 @@ class TransferOptions:
     max_gap: int | None = None
     crop: tuple[int, int, int, int] | None = None
     poses: str | os.PathLike | Any | None = None
+    workers: int | None = None  # processes of the pose pass (None: every core)
     quiet: bool = False
     overwrite: bool = False
 
@@ -226,8 +227,9 @@ def _cropped(frames, region: tuple[int, int, int, int], scale_x: float, scale_y:
 
 @dataclass
 class SourcePoses:
-    """Poses of the source range. ``sequence`` keypoints (T, 33, 3) in source pixels after gap
-    filling and smoothing, with NaN frames where nobody was found for too long; ``filled``
+    """Poses of the source range. ``sequence`` keypoints (T, 33, 3) (with face and hands for
+    holistic poses) in source pixels after gap
+    filling and smoothing, with NaN frames where nobody was found for too long; ``filled`` (T, K, 3)``
     the same with those frames held from the nearest detected frame (no NaN frame left)."""
 
     sequence: Any  # PoseSequence
@@ -251,25 +253,23 @@ def hold_missing(keypoints: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 def detect_source_poses(source: Path, start: int, end: int, *, crop: tuple[int, int, int, int] | None = None,
                         smooth_method: str | None = "one_euro", max_gap: int | None = None,
-                        quiet: bool = False) -> SourcePoses:
-    """Step 1: decode ``source`` frames ``[start, end)`` in a background thread, detect, fill
+                        quiet: bool = False, landmarks: str = "body", workers: int | None = None) -> SourcePoses:
+    """Step 1: detect the source's frames ``[start, end)`` (``landmarks`` "body" or "holistic",
+    spread over ``workers`` processes, None: every core; each decodes its own frames), fill
     short gaps, smooth, then hold the nearest pose over the remaining misses. With ``crop``
     (x, y, w, h) only that region is searched and coordinates are in its pixels.
 
     Raises :class:`UserError` when no frame of the range shows a person.
     """
-    from ..pose import detect_sequence, fill_gaps, smooth
-    from ..video import ThreadedReader, VideoReader
+    from ..pose import fill_gaps, smooth
+    from ..pose.parallel import detect_chunked
+    from ..video import FrameRange, probe
 
-    reader = VideoReader(source, start=start, end=end, max_side=DETECT_MAX_SIDE)
-    info = reader.info
+    info = probe(source)
     region = check_crop(crop, info.width, info.height, source)
-    frames = reader
-    if crop is not None:
-        ow, oh = reader.output_size
-        frames = _cropped(reader, region, ow / info.width, oh / info.height)
-    seq = detect_sequence(ThreadedReader(frames, maxsize=8), float(info.fps), region[2:],
-                          static=False, quiet=quiet, total=end - start)
+    frames = FrameRange(source, max_side=DETECT_MAX_SIDE, crop=crop, start=start, end=end)
+    seq = detect_chunked(frames, end - start, float(info.fps), region[2:], workers=workers, landmarks=landmarks,
+                         quiet=quiet)
     detected = int(seq.valid.sum())
     if detected == 0:
         raise UserError(f"no person was detected in any of the {len(seq)} frames of {source}"
@@ -278,11 +278,11 @@ def detect_source_poses(source: Path, start: int, end: int, *, crop: tuple[int, 
     seq, gaps = fill_gaps(seq, max_gap=max_gap)
     if smooth_method:
         seq = smooth(seq, method=smooth_method)
-    filled = hold_missing(seq.keypoints, seq.valid)
+    filled = hold_missing(seq.packed(), seq.valid)
     truncated = None
-    if getattr(reader, "truncated", False):
+    if len(seq) < end - start:
         truncated = (f"{source} ended after {len(seq)} of the expected {end - start} frames "
-                     f"({reader.error or 'truncated'}); the output has {len(seq)} frames.")
+                     f"(damaged or cut short); the output has {len(seq)} frames.")
     return SourcePoses(sequence=seq, filled=filled, detected=detected, interpolated=gaps.filled_frames,
                        held=gaps.missing_frames, truncated=truncated)
 
@@ -325,16 +325,27 @@ def read_source_poses(poses: Any, source: Path, frame_count: int, size: tuple[in
         raise UserError(f"{name} holds poses for {seq.size[0]}x{seq.size[1]} frames but {source} is "
                         f"{size[0]}x{size[1]}; pass the keypoints.npz that `dance pose {source}` wrote "
                         "for this very video.")
-    part = PoseSequence(seq.keypoints[start:end], seq.size, seq.fps)
+    part = seq.with_points(seq.packed()[start:end])
     valid = part.valid
     with_pose = int(valid.sum())
     if with_pose == 0:
         where = f" (frames {start}-{end - 1})" if (start, end) != (0, frame_count) else ""
         raise UserError(f"{name} has no pose in any of the {len(part)} frames{where}; motion transfer needs "
                         "a source with a visible person.")
-    filled = hold_missing(part.keypoints, valid)
+    filled = hold_missing(part.packed(), valid)
     return SourcePoses(sequence=part, filled=filled, detected=with_pose, interpolated=0,
                        held=len(part) - with_pose)
+
+
+def pose_notes(poses: SourcePoses, model: Any) -> list[str]:
+    """Notes for the summary: a source cut short, and keypoints without the face and hands a
+    holistic model was trained on (read with ``--poses`` from a body-only `dance pose` run)."""
+    notes = [poses.truncated] if poses.truncated else []
+    if getattr(model, "landmarks", "body") == "holistic" and poses.sequence.landmarks == "body":
+        notes.append("the keypoints hold no face or hands but the model was trained on holistic stick figures; "
+                     "its figures are drawn with the body only (write them with `dance pose` without "
+                     "--landmarks body).")
+    return notes
 
 
 # ------------------------------------------------------------------------------------------------
@@ -343,7 +354,8 @@ def read_source_poses(poses: Any, source: Path, frame_count: int, size: tuple[in
 
 def to_target_poses(poses: SourcePoses, target_size: tuple[int, int], target_stats: Any,
                     normalize: bool, source: Path | str = "the source") -> np.ndarray:
-    """Step 2: (T, 33, 3) source keypoints -> keypoints in the target video's pixels.
+    """Step 2: source keypoints -> (T, K, 3) keypoints in the target video's pixels (K = 33, or
+    145 for holistic poses, whose face and hands move with the body).
 
     The source frame is first fitted into the target frame the way a letterbox would (one
     uniform scale, centred: :func:`~vid2vid_app.imaging.keypoints_to_canvas`); with
@@ -354,10 +366,10 @@ def to_target_poses(poses: SourcePoses, target_size: tuple[int, int], target_sta
 
     seq = poses.sequence
     box = letterbox_geometry(seq.size[0], seq.size[1], target_size[0], target_size[1])
-    fitted = PoseSequence(keypoints_to_canvas(seq.keypoints, box), target_size, seq.fps)
-    held = PoseSequence(keypoints_to_canvas(poses.filled, box), target_size, seq.fps)
+    fitted = PoseSequence.from_packed(keypoints_to_canvas(seq.packed(), box), target_size, seq.fps)
+    held = PoseSequence.from_packed(keypoints_to_canvas(poses.filled, box), target_size, seq.fps)
     if not normalize:
-        return held.keypoints
+        return held.packed()
     from ..pose.normalize import compute_stats
     from ..pose.normalize import normalize as normalize_poses
 
@@ -366,7 +378,7 @@ def to_target_poses(poses: SourcePoses, target_size: tuple[int, int], target_sta
     except UserError as exc:
         raise UserError(f"cannot normalise the poses of {source}: {str(exc).rstrip('.')}; "
                         "pass --no-normalize to use them as they are.") from None
-    return normalize_poses(held, source_stats, target_stats).keypoints
+    return normalize_poses(held, source_stats, target_stats).packed()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -528,9 +540,11 @@ def _transfer(source: Path, model: Any, output: Path, sbs_path: Path | None, opt
             check_not_input(out, inputs)
 
     if opts.poses is None:
-        # 1. Detect and smooth the source's poses (decoding in a background thread).
+        # 1. Detect and smooth the source's poses with the landmarks the model was trained on
+        #    (over worker processes that decode their own frames).
         poses = detect_source_poses(source, start, end, crop=opts.crop, smooth_method=opts.smooth_method,
-                                    max_gap=opts.max_gap, quiet=opts.quiet)
+                                    max_gap=opts.max_gap, quiet=opts.quiet, landmarks=net.landmarks,
+                                    workers=opts.workers)
     # 2. Into the target's frame, normalised onto the target's body statistics.
     keypoints = to_target_poses(poses, net.target_size, net.target_stats, opts.normalize, source)
     pose_seconds = time.perf_counter() - t0
@@ -589,5 +603,5 @@ def _transfer(source: Path, model: Any, output: Path, sbs_path: Path | None, opt
         normalized=opts.normalize, audio=has_audio, device=str(net.device),
         crop=None if opts.crop is None else region, poses_file=poses_file, pose_seconds=pose_seconds,
         generate_seconds=generate_seconds,
-        total_seconds=time.perf_counter() - t0, notes=[poses.truncated] if poses.truncated else [],
+        total_seconds=time.perf_counter() - t0, notes=pose_notes(poses, net),
     )

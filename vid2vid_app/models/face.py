@@ -3,6 +3,12 @@
 The body generator's output is refined in a square box around the nose: the face generator sees
 cat(pose-image crop, generated crop) and adds a residual to the generated crop. Crops are resized to
 a fixed size so a batch of different boxes stacks into one tensor.
+
+Poses come as (33, 3) MediaPipe body landmarks or as holistic (145, 3) poses (body, then the
+face-70 points at rows 33-102, then the hands; :mod:`vid2vid_app.pose.parts`). Where a holistic
+pose has its face, the box is placed and sized from the face itself: centred on the middle of
+the face-70 points and sized by the jaw's width, which follows the face better than the nose and
+ears of the body model when the head turns.
 """
 
 from __future__ import annotations
@@ -19,6 +25,9 @@ from .generators import ResnetGenerator
 NOSE, LEFT_EYE, RIGHT_EYE, LEFT_EAR, RIGHT_EAR = 0, 2, 5, 7, 8
 LEFT_SHOULDER, RIGHT_SHOULDER = 11, 12
 FACE_LANDMARKS = tuple(range(11))  # nose, eyes, ears, mouth corners
+# Holistic poses: rows of the face-70 points, and the jaw's two ends (iBUG points 0 and 16).
+FACE70_ROWS = slice(33, 103)
+JAW_RIGHT, JAW_LEFT = 33 + 0, 33 + 16
 
 # Head width relative to shoulder width, used when the ears are not both visible (side views).
 HEAD_PER_SHOULDER = 0.4
@@ -55,12 +64,24 @@ def _valid(kp: np.ndarray, idx: int, min_conf: float) -> bool:
     return bool(np.all(np.isfinite(kp[idx, :3])) and kp[idx, 2] >= min_conf)
 
 
+def _face_points(kp: np.ndarray, min_conf: float) -> np.ndarray | None:
+    """(N, 2) confident face-70 points of a holistic pose, or None (body-only pose, face not found)."""
+    if kp.shape[0] < FACE70_ROWS.stop:
+        return None
+    face = kp[FACE70_ROWS]
+    ok = (np.nan_to_num(face[:, 2]) >= min_conf) & np.isfinite(face[:, :2]).all(axis=1)
+    return face[ok, :2] if ok.sum() >= 3 else None
+
+
 def head_width(keypoints: np.ndarray, min_conf: float = 0.3) -> float | None:
-    """Head width in pixels from one frame's (33, 3) keypoints: the ear-to-ear distance, but at least
-    HEAD_PER_SHOULDER x the shoulder width (ears overlap in side views). None when neither is seen."""
+    """Head width in pixels from one frame's keypoints ((33, 3), or a holistic (145, 3) pose): the
+    jaw's width where the face-70 points are found, else the ear-to-ear distance; at least
+    HEAD_PER_SHOULDER x the shoulder width (ears overlap in side views). None when nothing is seen."""
     kp = np.asarray(keypoints, dtype=np.float64)
     sizes = []
-    if _valid(kp, LEFT_EAR, min_conf) and _valid(kp, RIGHT_EAR, min_conf):
+    if _face_points(kp, min_conf) is not None and _valid(kp, JAW_RIGHT, min_conf) and _valid(kp, JAW_LEFT, min_conf):
+        sizes.append(float(np.linalg.norm(kp[JAW_LEFT, :2] - kp[JAW_RIGHT, :2])))
+    elif _valid(kp, LEFT_EAR, min_conf) and _valid(kp, RIGHT_EAR, min_conf):
         sizes.append(float(np.linalg.norm(kp[LEFT_EAR, :2] - kp[RIGHT_EAR, :2])))
     if _valid(kp, LEFT_SHOULDER, min_conf) and _valid(kp, RIGHT_SHOULDER, min_conf):
         sizes.append(HEAD_PER_SHOULDER * float(np.linalg.norm(kp[LEFT_SHOULDER, :2] - kp[RIGHT_SHOULDER, :2])))
@@ -69,7 +90,7 @@ def head_width(keypoints: np.ndarray, min_conf: float = 0.3) -> float | None:
 
 
 def face_side(keypoints_seq: np.ndarray, box_frac: float = 2.0, min_conf: float = 0.3) -> int | None:
-    """One box side (pixels) for a whole sequence (T, 33, 3): box_frac x the median head width.
+    """One box side (pixels) for a whole sequence (T, K, 3): box_frac x the median head width.
 
     A fixed side per video keeps the face crop's scale steady from frame to frame. None when no
     frame shows the head.
@@ -82,15 +103,20 @@ def face_box(keypoints: np.ndarray, size: tuple[int, int], box_frac: float = 2.0
              min_conf: float = 0.3) -> tuple[int, int, int, int] | None:
     """Square face box (x0, y0, x1, y1) in integer pixels (x1, y1 exclusive) for one frame.
 
-    keypoints: (33, 3) MediaPipe landmarks as x, y in pixels and confidence; size: image (w, h).
-    Centre: the nose, else the mean of the confident face landmarks. Side: ``side`` when given (use
+    keypoints: (33, 3) MediaPipe landmarks as x, y in pixels and confidence, or a holistic (145, 3)
+    pose; size: image (w, h). Centre: the middle of the face-70 points' bounding box where the
+    holistic face is found, else the nose, else the mean of the confident face landmarks of the
+    body model. Side: ``side`` when given (use
     :func:`face_side` for one side per video), else box_frac x :func:`head_width`. The box is
     shifted (not shrunk) to lie inside the image; it is shrunk only when the side exceeds the image.
     Returns None when the frame shows no face landmark or no head size can be measured.
     """
     kp = np.asarray(keypoints, dtype=np.float64)
     w, h = size
-    if _valid(kp, NOSE, min_conf):
+    face = _face_points(kp, min_conf)
+    if face is not None:
+        cx, cy = (face.min(axis=0) + face.max(axis=0)) / 2
+    elif _valid(kp, NOSE, min_conf):
         cx, cy = kp[NOSE, :2]
     else:
         seen = [i for i in FACE_LANDMARKS if _valid(kp, i, min_conf)]

@@ -331,9 +331,11 @@ class DetectionStats:
     right_hand: int = 0
     workers: int = 1
     chunks: int = 1
+    landmarks: str = "body"
 
     def count(self, seq: PoseSequence) -> None:
-        """Fill the frame counts from a detected sequence."""
+        """Fill the frame counts (and the landmark set) from a detected sequence."""
+        self.landmarks = seq.landmarks
         self.frames = len(seq)
         self.detected = int(seq.valid.sum())
         found = seq.part_found()

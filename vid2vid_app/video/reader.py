@@ -192,17 +192,21 @@ class FrameRange:
     process can decode its own part of a video.
 
     max_side / size: as for :class:`VideoReader`. crop: (x, y, w, h) in the video's own pixels;
-    each frame is cut to that region after scaling (the region scaled alike). ``output_size``
-    is the (width, height) of the yielded frames.
+    each frame is cut to that region after scaling (the region scaled alike). start, end: only
+    this part ``[start, end)`` of the video, whose frame ``start`` is then frame 0 of the range.
+    ``output_size`` is the (width, height) of the yielded frames, ``frame_count`` how many the
+    header promises.
     """
 
     def __init__(self, path: str | os.PathLike, *, max_side: int | None = None,
-                 size: tuple[int, int] | None = None, crop: tuple[int, int, int, int] | None = None) -> None:
+                 size: tuple[int, int] | None = None, crop: tuple[int, int, int, int] | None = None,
+                 start: int = 0, end: int | None = None) -> None:
         self.path = os.fspath(path)
         self.max_side, self.size = max_side, size
         self.crop = None if crop is None else tuple(int(v) for v in crop)
+        self.start, self.end = int(start), end
         info = probe(self.path)
-        self.frame_count = info.frame_count
+        self.frame_count = max(0, (info.frame_count if end is None else min(end, info.frame_count)) - self.start)
         scaled = fit_size(info.width, info.height, max_side=max_side, size=size)
         self._scale = (scaled[0] / info.width, scaled[1] / info.height)
         self.output_size = scaled if crop is None else self._crop_box()[2:]
@@ -216,7 +220,11 @@ class FrameRange:
         return x0, y0, x1 - x0, y1 - y0
 
     def __call__(self, start: int = 0, end: int | None = None) -> Iterator[np.ndarray]:
-        reader = VideoReader(self.path, max_side=self.max_side, size=self.size, start=start, end=end)
+        """Frames ``[start, end)`` of the range (``end`` None: to the range's end)."""
+        stop = None if end is None else self.start + end
+        if self.end is not None:
+            stop = self.end if stop is None else min(stop, self.end)
+        reader = VideoReader(self.path, max_side=self.max_side, size=self.size, start=self.start + start, end=stop)
         if self.crop is None:
             yield from reader
             return

@@ -117,12 +117,9 @@ class CycleGANObjective(Objective):
         amp.update()
         losses["D_A"], losses["D_B"] = loss_d_a, loss_d_b
 
+        # Sample grid: A | G_A(A) | G_B(G_A(A)) | B | G_B(B) | G_A(G_B(B)).
         self._keep_images(real_a, fake_b, rec_a, real_b, fake_a, rec_b)
         return to_floats(losses)
-
-    def sample_images(self, batch=None) -> list[torch.Tensor]:
-        """``[A, G_A(A), G_B(G_A(A)), B, G_B(B), G_A(G_B(B))]`` from the last step."""
-        return super().sample_images(batch)
 
     def extra_state(self) -> dict:
         return {"pool_A": self.pool_A.state_dict(), "pool_B": self.pool_B.state_dict()}

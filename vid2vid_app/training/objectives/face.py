@@ -57,19 +57,20 @@ class FaceObjective(MultiScaleGANObjective):
 
         with torch.no_grad(), amp.autocast():
             gen0, gen1 = generate_pair(self.G_body, batch["pose0"], batch["pose1"])
-        boxes = torch.cat((batch["box0"], batch["box1"]), 0)
-        pose_c = crop_faces(torch.cat((batch["pose0"], batch["pose1"]), 0), boxes, size)
-        gen_c = crop_faces(torch.cat((gen0, gen1), 0).float(), boxes, size)
-        real_c = crop_faces(torch.cat((batch["frame0"], batch["frame1"]), 0), boxes, size)
+        # Both frames as one batch of 2N; S = crop size.
+        boxes = torch.cat((batch["box0"], batch["box1"]), 0)  # (2N, 4)
+        pose_c = crop_faces(torch.cat((batch["pose0"], batch["pose1"]), 0), boxes, size)  # (2N, P, S, S)
+        gen_c = crop_faces(torch.cat((gen0, gen1), 0).float(), boxes, size)  # (2N, 3, S, S)
+        real_c = crop_faces(torch.cat((batch["frame0"], batch["frame1"]), 0), boxes, size)  # (2N, 3, S, S)
 
         with amp.autocast():
-            refined = self.face_G(torch.cat((pose_c, gen_c), 1))
-            pred_real = self.face_D(torch.cat((pose_c, real_c), 1))
+            refined = self.face_G(torch.cat((pose_c, gen_c), 1))  # (2N, P + 3, S, S) -> (2N, 3, S, S)
+            pred_real = self.face_D(torch.cat((pose_c, real_c), 1))  # face_D on (2N, P + 3, S, S)
 
         # 1. Face generator with the face discriminator frozen.
         zero_grad(opt_g)
         with frozen(self.face_D), amp.autocast():
-            pred_fake = self.raw("face_D")(torch.cat((pose_c, refined), 1))
+            pred_fake = self.raw("face_D")(torch.cat((pose_c, refined), 1))  # (2N, P + 3, S, S)
             losses = self._generator_losses(pred_fake, pred_real, refined, real_c)
             loss_g = sum(losses.values())
         amp.backward(loss_g)
@@ -78,16 +79,12 @@ class FaceObjective(MultiScaleGANObjective):
         # 2. Face discriminator.
         zero_grad(opt_d)
         with amp.autocast():
-            pred_fake_d = self.face_D(torch.cat((pose_c, refined.detach()), 1))
+            pred_fake_d = self.face_D(torch.cat((pose_c, refined.detach()), 1))  # (2N, P + 3, S, S)
             losses.update(self._discriminator_losses(pred_fake_d, pred_real))
             loss_d = 0.5 * (losses["D_fake"] + losses["D_real"])
         amp.backward(loss_d)
         amp.step(opt_d)
         amp.update()
 
-        self._keep_images(pose_c, gen_c, refined, real_c)
+        self._keep_images(pose_c, gen_c, refined, real_c)  # sample grid: pose | body output | refined | real
         return to_floats(losses)
-
-    def sample_images(self, batch=None) -> list[torch.Tensor]:
-        """``[pose crop, body output crop, refined crop, real crop]`` from the last step."""
-        return super().sample_images(batch)

@@ -45,8 +45,10 @@ class Pix2PixObjective(Objective):
         # 1. Discriminator: real pairs -> 1, generated pairs -> 0.
         zero_grad(opt_d)
         with amp.autocast():
-            loss_d_fake = gan_loss(self.D(torch.cat((real_a, fake_b.detach()), 1)), False, self.gan_mode)
-            loss_d_real = gan_loss(self.D(torch.cat((real_a, real_b), 1)), True, self.gan_mode)
+            fake_ab = torch.cat((real_a, fake_b.detach()), 1)  # (N, Cin + Cout, H, W)
+            real_ab = torch.cat((real_a, real_b), 1)  # (N, Cin + Cout, H, W)
+            loss_d_fake = gan_loss(self.D(fake_ab), False, self.gan_mode)
+            loss_d_real = gan_loss(self.D(real_ab), True, self.gan_mode)
             loss_d = 0.5 * (loss_d_fake + loss_d_real)
         amp.backward(loss_d)
         amp.step(opt_d)
@@ -54,7 +56,7 @@ class Pix2PixObjective(Objective):
         # 2. Generator: fool the (just updated) D and stay close to the target in L1.
         zero_grad(opt_g)
         with frozen(self.D), amp.autocast():
-            pred_fake = self.raw("D")(torch.cat((real_a, fake_b), 1))
+            pred_fake = self.raw("D")(torch.cat((real_a, fake_b), 1))  # D on (N, Cin + Cout, H, W)
             loss_g_gan = gan_loss(pred_fake, True, self.gan_mode, for_discriminator=False)
             loss_g_l1 = F.l1_loss(fake_b.float(), real_b.float()) * self.lambda_l1
             loss_g = loss_g_gan + loss_g_l1

@@ -91,12 +91,12 @@ class Pix2PixHDObjective(MultiScaleGANObjective):
 
         with amp.autocast():
             fake_b = self.G(real_a)
-            pred_real = self.D(torch.cat((real_a, real_b), 1))
+            pred_real = self.D(torch.cat((real_a, real_b), 1))  # D on (N, Cin + Cout, H, W)
 
         # 1. Generator (D frozen): GAN + feature matching against the real pass + perceptual.
         zero_grad(opt_g)
         with frozen(self.D), amp.autocast():
-            pred_fake = self.raw("D")(torch.cat((real_a, fake_b), 1))
+            pred_fake = self.raw("D")(torch.cat((real_a, fake_b), 1))  # D on (N, Cin + Cout, H, W)
             losses = self._generator_losses(pred_fake, pred_real, fake_b, real_b)
             loss_g = sum(losses.values())
         amp.backward(loss_g)
@@ -105,7 +105,7 @@ class Pix2PixHDObjective(MultiScaleGANObjective):
         # 2. Discriminator on the same weights the G step saw.
         zero_grad(opt_d)
         with amp.autocast():
-            pred_fake_d = self.D(torch.cat((real_a, fake_b.detach()), 1))
+            pred_fake_d = self.D(torch.cat((real_a, fake_b.detach()), 1))  # D on (N, Cin + Cout, H, W)
             losses.update(self._discriminator_losses(pred_fake_d, pred_real))
             loss_d = 0.5 * (losses["D_fake"] + losses["D_real"])
         amp.backward(loss_d)

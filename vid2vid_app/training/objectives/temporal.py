@@ -40,8 +40,8 @@ def generate_pair(generator: nn.Module, pose0: torch.Tensor, pose1: torch.Tensor
     zeros = pose0.new_zeros((n, 3, h, w))
     if pose0.dim() == 4 and pose0.is_contiguous(memory_format=torch.channels_last):
         zeros = zeros.contiguous(memory_format=torch.channels_last)
-    gen0 = generator(torch.cat((pose0, zeros), 1))
-    gen1 = generator(torch.cat((pose1, gen0), 1))
+    gen0 = generator(torch.cat((pose0, zeros), 1))  # G on (N, P + 3, H, W) -> (N, 3, H, W)
+    gen1 = generator(torch.cat((pose1, gen0), 1))  # G on (N, P + 3, H, W) -> (N, 3, H, W)
     return gen0, gen1
 
 
@@ -67,22 +67,23 @@ class TemporalObjective(Pix2PixHDObjective):
         amp = amp or Amp.off()
         pose0, pose1, frame0, frame1 = batch["pose0"], batch["pose1"], batch["frame0"], batch["frame1"]
         opt_g, opt_d, opt_dt = optimizers["G"], optimizers["D"], optimizers["D_temporal"]
-        poses = torch.cat((pose0, pose1), 0)  # both frames as one batch of 2N for the per-frame D
-        reals = torch.cat((frame0, frame1), 0)
+        # Both frames as one batch of 2N for the per-frame D.
+        poses = torch.cat((pose0, pose1), 0)  # (2N, P, H, W)
+        reals = torch.cat((frame0, frame1), 0)  # (2N, 3, H, W)
 
         with amp.autocast():
             gen0, gen1 = self.generate_pair(pose0, pose1)
-            fakes = torch.cat((gen0, gen1), 0)
-            pred_real = self.D(torch.cat((poses, reals), 1))
-            pred_real_t = self.D_temporal(torch.cat((pose0, pose1, frame0, frame1), 1))
+            fakes = torch.cat((gen0, gen1), 0)  # (2N, 3, H, W)
+            pred_real = self.D(torch.cat((poses, reals), 1))  # D on (2N, P + 3, H, W)
+            pred_real_t = self.D_temporal(torch.cat((pose0, pose1, frame0, frame1), 1))  # D_T on (N, 2P + 6, H, W)
 
         # 1. Generator with both discriminators frozen.
         zero_grad(opt_g)
         with frozen(self.D, self.D_temporal), amp.autocast():
-            pred_fake = self.raw("D")(torch.cat((poses, fakes), 1))
+            pred_fake = self.raw("D")(torch.cat((poses, fakes), 1))  # D on (2N, P + 3, H, W)
             # The 2N batch averages the two frames; x2 makes it the sum over frames.
             losses = self._generator_losses(pred_fake, pred_real, fakes, reals, scale=2.0)
-            pred_fake_t = self.raw("D_temporal")(torch.cat((pose0, pose1, gen0, gen1), 1))
+            pred_fake_t = self.raw("D_temporal")(torch.cat((pose0, pose1, gen0, gen1), 1))  # (N, 2P + 6, H, W)
             losses["G_GAN_T"] = gan_loss(pred_fake_t, True, self.gan_mode, for_discriminator=False) \
                 * self.lambda_temporal
             loss_g = sum(losses.values())
@@ -92,9 +93,10 @@ class TemporalObjective(Pix2PixHDObjective):
         # 2. Per-frame and temporal discriminators (same weights the G step saw).
         zero_grad(opt_d, opt_dt)
         with amp.autocast():
-            pred_fake_d = self.D(torch.cat((poses, fakes.detach()), 1))
+            pred_fake_d = self.D(torch.cat((poses, fakes.detach()), 1))  # D on (2N, P + 3, H, W)
             losses.update(self._discriminator_losses(pred_fake_d, pred_real))
-            pred_fake_dt = self.D_temporal(torch.cat((pose0, pose1, gen0.detach(), gen1.detach()), 1))
+            fake_pair = torch.cat((pose0, pose1, gen0.detach(), gen1.detach()), 1)  # (N, 2P + 6, H, W)
+            pred_fake_dt = self.D_temporal(fake_pair)
             losses.update(self._discriminator_losses(pred_fake_dt, pred_real_t, prefix="DT"))
             loss_d = 0.5 * (losses["D_fake"] + losses["D_real"]) \
                 + 0.5 * (losses["DT_fake"] + losses["DT_real"]) * self.lambda_temporal
