@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..config import to_dict
+from ..config import LANDMARK_SETS, to_dict
 from ..dance.config import PRESETS, final_canvas, make_config, parse_size, parse_stages, parse_steps
 from ..errors import UserError
 from .common import (
@@ -19,6 +19,7 @@ from .common import (
     train_run_options,
     train_settings,
     user_errors,
+    workers_option,
 )
 
 
@@ -38,6 +39,10 @@ from .common import (
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Adam learning rate.")
 @device_option
 @click.option("--num-workers", type=click.IntRange(min=0), default=None, help="DataLoader worker processes.")
+@click.option("--landmarks", type=click.Choice(LANDMARK_SETS), default=None,
+              help="Stick figures from holistic landmarks (body, face and hands) or the body's only; the model "
+                   "keeps this setting [default: holistic].")
+@workers_option
 @click.option("--vgg-weights", type=click.Path(path_type=Path), default=None,
               help="ImageNet weight file of --vgg-backbone for the perceptual loss [default: $VID2VID_VGG_WEIGHTS, "
               "$VID2VID_WEIGHTS_DIR, the torch hub cache].")
@@ -60,7 +65,8 @@ from .common import (
 @threads_option
 @user_errors
 def train_cmd(videos, name, runs_dir, preset, stages, face, steps, size, ngf, batch_size, lr, device,
-              num_workers, vgg_weights, vgg_backbone, no_vgg, seed, checkpoint_every, val_fraction, amp, tensorboard,
+              num_workers, landmarks, workers, vgg_weights, vgg_backbone, no_vgg, seed, checkpoint_every, val_fraction,
+              amp, tensorboard,
               cpu_bf16, deterministic, sync_bn, resume, overwrite, dry_run, quiet) -> None:
     """Train a per-subject motion-transfer model on TARGET video(s) of one person.
 
@@ -76,7 +82,7 @@ def train_cmd(videos, name, runs_dir, preset, stages, face, steps, size, ngf, ba
     overrides = {
         "size": parse_size(size) if size else None,
         "size_explicit": True if size else None,
-        "ngf": ngf, "val_fraction": val_fraction,
+        "ngf": ngf, "val_fraction": val_fraction, "landmarks": landmarks, "pose_workers": workers,
         "vgg_weights": str(vgg_weights) if vgg_weights else None, "vgg_backbone": vgg_backbone,
         "vgg": False if no_vgg else (True if vgg_weights else None),
     }
