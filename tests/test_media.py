@@ -230,18 +230,19 @@ def test_folder_sink_failure_leaves_nothing(folder, tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
-def test_sink_never_replaces_its_input(video, folder, tmp_path):
-    with pytest.raises(UserError, match="is the input"):
-        open_sink(video, open_media(video), overwrite=True)
-    with pytest.raises(UserError, match="is the input"):
-        open_sink(folder, open_media(folder), overwrite=True)
-    with pytest.raises(UserError, match="must be a video file"):
-        open_sink(tmp_path / "frames_out", open_media(video))
-    a_file = tmp_path / "a_file"
-    a_file.write_text("x")
-    with pytest.raises(UserError, match="exists and is a file"):
-        open_sink(a_file, open_media(folder), overwrite=True)
+@pytest.mark.parametrize(("source", "output", "overwrite", "message"), [
+    ("video", "video", True, "is the input"),
+    ("folder", "folder", True, "is the input"),
+    ("video", "frames_out", False, "must be a video file"),  # a video's output needs a video suffix
+    ("folder", "a_file", True, "exists and is a file"),  # a folder's output cannot replace a file
+], ids=["video-onto-itself", "folder-onto-itself", "video-to-folder-name", "folder-onto-a-file"])
+def test_sink_never_replaces_its_input(video, folder, tmp_path, source, output, overwrite, message):
+    (tmp_path / "a_file").write_text("x")
+    inputs = {"video": video, "folder": folder}
+    with pytest.raises(UserError, match=message):
+        open_sink(inputs.get(output, tmp_path / output), open_media(inputs[source]), overwrite=overwrite)
     assert probe(video).frame_count == 12 and len(open_media(folder)) == 3
+    assert (tmp_path / "a_file").read_text() == "x" and not (tmp_path / "frames_out").exists()
 
 
 def test_sink_with_no_frames_saves_nothing(folder, tmp_path):

@@ -102,13 +102,14 @@ def test_validity_uses_ankles_not_ears_and_max_by_value():
     assert st.height_close == 120.0  # the largest height near close, compared as numbers
 
 
-def test_too_few_valid_frames_is_a_user_error():
-    seq = _person([300.0, 310.0], 100.0)
-    with pytest.raises(UserError, match="only 2 of 2 frames"):
-        compute_stats(seq)
-    empty = PoseSequence.empty(4, (100, 100), 30)
-    with pytest.raises(UserError, match="both ankles"):
-        normalize(empty, compute_stats(_person([300] * 5, 100)), compute_stats(_person([300] * 5, 100)))
+@pytest.mark.parametrize(("compute", "message"), [
+    (lambda: compute_stats(_person([300.0, 310.0], 100.0)), "only 2 of 2 frames"),
+    (lambda: normalize(PoseSequence.empty(4, (100, 100), 30), compute_stats(_person([300] * 5, 100)),
+                       compute_stats(_person([300] * 5, 100))), "both ankles"),
+], ids=["stats-of-two-frames", "normalize-without-ankles"])
+def test_too_few_valid_frames_is_a_user_error(compute, message):
+    with pytest.raises(UserError, match=message):
+        compute()
 
 
 def test_missing_frames_stay_missing_and_target_size_is_used():

@@ -373,9 +373,13 @@ def test_failure_inside_writer_leaves_nothing(tmp_path, frames):
     assert not out.exists() and _leftovers(tmp_path) == []
 
 
-def test_writer_refuses_bad_suffix_and_own_audio(tmp_path, clip):
+def test_writer_refuses_a_suffix_h264_cannot_go_in(tmp_path):
     with pytest.raises(UserError, match="cannot write H.264 video to a '.webm' file"):
         VideoWriter(tmp_path / "x.webm", 25)
+    assert not (tmp_path / "x.webm").exists()
+
+
+def test_writer_refuses_to_replace_its_own_audio_source(clip):
     with pytest.raises(UserError, match="also the audio source"):
         VideoWriter(clip, 25, audio_from=clip, overwrite=True)
     assert probe(clip).frame_count == N  # the input is untouched
