@@ -93,3 +93,22 @@ def test_every_trained_network_is_written_as_a_generator_export(tmp_path):
             assert "use it with `dance transfer`" in str(exc)
         else:
             raise AssertionError("translate-video loaded a dance model")
+
+
+def test_v1_dance_model_means_body_landmarks_and_draws_holistic_poses_body_only():
+    """A model file from before holistic figures has no landmark setting: it was trained on body-only
+    figures, so transfer detects body landmarks for it and draws the body of any holistic pose."""
+    from pose_utils import standing_pose
+
+    from vid2vid_app.dance.model import DanceModel
+    from vid2vid_app.pose import parts
+
+    dance = DanceModel.load(FIXTURES / "dance_model_v1.pt")
+    assert dance.landmarks == "body"
+    tw, th = dance.target_size
+    body = standing_pose(tw, th)
+    face = np.zeros((parts.NUM_FACE, 3), np.float32)
+    face[:, :2] = body[0, :2] + np.random.default_rng(0).normal(0, 5, (parts.NUM_FACE, 2))
+    face[:, 2] = 0.9
+    holistic = parts.pack(body, face, None)
+    np.testing.assert_array_equal(dance.render(holistic), dance.render(body))
