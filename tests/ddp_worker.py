@@ -47,7 +47,9 @@ def main() -> None:
     train(temporal, TemporalToy(n=4), config(2, 1), out / "temporal", quiet=True)
     torch.save(state_of(temporal), out / f"temporal_rank{rank}.pt")
     info = distributed.setup("cpu")
-    (out / f"broadcast_rank{rank}.txt").write_text(distributed.broadcast_object(f"from rank {rank}", info))
+    ran = []  # ranks on which fn ran
+    shared = distributed.run_on_main(lambda: ran.append(rank) or f"from rank {rank}", info)
+    (out / f"main_rank{rank}.txt").write_text(f"{shared}, ran here: {ran == [rank]}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import pytest
 from translate_utils import DAY, clip_frames, photo
 
 from vid2vid_app.metrics import flicker, temporal_flicker
-from vid2vid_app.translate.flicker import FlickerConfig, FlickerSmoother, smooth_sequence
+from vid2vid_app.translate.flicker import FlickerConfig, FlickerSmoother
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +31,13 @@ def jitter(frames: list[np.ndarray], seed: int = 0) -> list[np.ndarray]:
         field = cv2.resize(rng.standard_normal((6, 4, 3)).astype(np.float32), (w, h)) * 8
         out.append(np.clip(f * gain + field, 0, 255).astype(np.uint8))
     return out
+
+
+def smooth_sequence(inputs: list[np.ndarray], outputs: list[np.ndarray],
+                    config: FlickerConfig | None = None) -> list[np.ndarray]:
+    """One :class:`FlickerSmoother` over a whole sequence, frame by frame as `translate-video` runs it."""
+    smoother = FlickerSmoother(config)
+    return [smoother(i, o) for i, o in zip(inputs, outputs, strict=True)]
 
 
 def mean_abs(a: list[np.ndarray], b: list[np.ndarray]) -> float:

@@ -9,6 +9,7 @@ identity baseline (output = input) has a clearly non-zero error.
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 
 import av
@@ -88,3 +89,17 @@ def clip_frames(samples: Path, count: int = 16, width: int = 96, name: str = "po
             if len(frames) == count:
                 break
     return frames
+
+
+def first_and_last_mean(stats_path: Path, key: str, window: int = 3) -> tuple[float, float]:
+    """Mean of ``key`` over the first and the last ``window`` records of a stats.jsonl that have it
+    (to check that a loss falls)."""
+    values = []
+    for line in Path(stats_path).read_text().splitlines():
+        record = json.loads(line)
+        losses = record.get("losses", record)
+        if key in losses:
+            values.append(float(losses[key]))
+    if len(values) < 2 * window:
+        raise ValueError(f"{stats_path} has {len(values)} records of {key!r}; need {2 * window}")
+    return sum(values[:window]) / window, sum(values[-window:]) / window

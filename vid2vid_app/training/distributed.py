@@ -144,19 +144,6 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
-def broadcast_object(obj, info: DistInfo):
-    """Rank 0's ``obj`` on every rank (``obj`` itself in one process).
-
-    For decisions only one process may take, e.g. whether a run folder may be created: rank 0
-    checks, every rank follows its answer.
-    """
-    if not info.enabled:
-        return obj
-    box = [obj if info.is_main else None]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
 def run_on_main(fn: Callable[[], T], info: DistInfo) -> T:
     """``fn()`` on rank 0 alone; every rank returns its result (small and picklable) or raises its error.
 

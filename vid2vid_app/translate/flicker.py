@@ -105,10 +105,3 @@ class FlickerSmoother:
             grey = cv2.resize(grey, (max(8, round(w * scale)), max(8, round(h * scale))),
                               interpolation=cv2.INTER_AREA)
         return grey
-
-
-def smooth_sequence(inputs: list[np.ndarray], outputs: list[np.ndarray],
-                    config: FlickerConfig | None = None) -> list[np.ndarray]:
-    """Apply :class:`FlickerSmoother` over whole sequences (lists of uint8 HWC frames)."""
-    smoother = FlickerSmoother(config)
-    return [smoother(i, o) for i, o in zip(inputs, outputs, strict=True)]

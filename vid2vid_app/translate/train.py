@@ -295,17 +295,3 @@ def _append_log(run_dir: Path, lines: list[str]) -> None:
         for line in lines:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} [translate] {line}\n")
 
-
-def first_and_last_mean(stats_path: Path, key: str, window: int = 3) -> tuple[float, float]:
-    """Mean of ``key`` over the first and the last ``window`` records of a stats.jsonl that have it
-    (used to check that a loss falls)."""
-    values = []
-    for line in Path(stats_path).read_text().splitlines():
-        record = json.loads(line)
-        losses = record.get("losses", record)
-        if key in losses:
-            values.append(float(losses[key]))
-    if len(values) < 2 * window:
-        raise ValueError(f"{stats_path} has {len(values)} records of {key!r}; need {2 * window}")
-    return sum(values[:window]) / window, sum(values[-window:]) / window
-
