@@ -146,6 +146,7 @@ def run_cmd(input_path: Path, output: Path, model: str, direction: str | None, e
     Videos keep their frame count, fps and audio; folders keep their file names.
     """
     from ..fileio import check_not_input, check_output_path, output_lock
+    from ..progress import plural
     from ..translate.flicker import FlickerConfig
     from ..translate.run import TranslateOptions, parse_size, translate_media
 
@@ -169,15 +170,14 @@ def run_cmd(input_path: Path, output: Path, model: str, direction: str | None, e
         click.echo(f"warning: {warning}", err=True)
     if not quiet:
         audio = ", audio kept" if report.has_audio else ""
-        click.echo(f"wrote {report.output} ({report.kind}, {report.frames} frames, {report.size[0]}x{report.size[1]}"
+        click.echo(f"wrote {report.output} ({report.kind}, {plural(report.frames, 'frame')}, "
+                   f"{report.size[0]}x{report.size[1]}"
                    f"{audio}) in {report.seconds:.1f} s ({report.fps:.2f} frames/s)", err=True)
 
 
 # ------------------------------------------------------------------------------------------------
 # train
 
-_RESUME_ALLOWED = {"steps", "decay_steps", "device", "num_workers", "checkpoint_every", "sample_every",
-                   "log_every", "amp", "tensorboard", "cpu_bf16", "deterministic", "sync_bn"}
 # Options that go to the run settings (TranslateConfig.train) rather than to TranslateConfig itself.
 _TRAIN_OPTIONS = ("batch_size", "lr", "seed", "num_workers", "checkpoint_every", "sample_every", "amp",
                   "tensorboard", "cpu_bf16", "deterministic", "sync_bn")
@@ -257,11 +257,11 @@ def train_cmd(ctx: click.Context, mode: str | None, name: str, preset: str, pair
 
     Runs under `torchrun --nproc_per_node N` too: rank 0 prepares the run and prints; all ranks train.
     """
-    from ..config import replace_given, to_dict
+    from ..config import to_dict
     from ..runs import run_folder
     from ..training.distributed import is_main_process
     from ..translate.config import DataSpec, make_config
-    from ..translate.train import load_settings, prepare_data, train_translation
+    from ..translate.train import prepare_data, resumed_config, train_translation
 
     quiet = quiet or not is_main_process()  # under torchrun, rank 0 alone prints
 
@@ -277,21 +277,11 @@ def train_cmd(ctx: click.Context, mode: str | None, name: str, preset: str, pair
                            **{key: settings.pop(key) for key in _TRAIN_OPTIONS})
 
     if resume:
-        if resume and overwrite:
-            raise UserError("--resume continues a run and --overwrite replaces it; pick one.")
-        cfg = load_settings(run_dir)
-        if mode is not None and mode != cfg.mode:
-            raise UserError(f"run {name} is a {cfg.mode} run; --mode {mode} does not match.")
-        ignored = sorted((given & (set(settings) | set(train) | {"preset", "direction", "no_flip"})) - _RESUME_ALLOWED)
+        cfg, ignored = resumed_config(run_dir, mode=mode, settings=settings, train=train, data=data, given=given,
+                                      overwrite=overwrite)
         if ignored and not quiet:
             click.echo(f"note: on --resume the run's saved settings are used; ignoring "
                        f"{', '.join('--' + k.replace('_', '-') for k in ignored)}.", err=True)
-        for key in _RESUME_ALLOWED & set(settings):
-            if settings[key] is not None:
-                setattr(cfg, key, settings[key])
-        cfg.train = replace_given(cfg.train, {k: v for k, v in train.items() if k in _RESUME_ALLOWED})
-        if data is not None:
-            cfg.data = data  # the data moved, or more was added
     else:
         if mode is None:
             raise UserError("--mode pix2pix, --mode cyclegan or --mode todaygan is required.")

@@ -29,7 +29,7 @@ from torch import nn
 from ..config import from_dict, to_dict
 from ..errors import UserError
 from ..runs import MODEL_FILE, check_run_folder, open_run
-from .config import TranslateConfig, validate
+from .config import DataSpec, TranslateConfig, validate
 from .data import (
     PairedDataset,
     Preprocess,
@@ -196,6 +196,33 @@ def load_settings(run_dir: Path) -> TranslateConfig:
         return from_dict(TranslateConfig, json.loads(path.read_text()))
     except (json.JSONDecodeError, TypeError) as exc:
         raise UserError(f"{path} is not readable JSON ({exc}).") from None
+
+
+# Settings that may change when a run is resumed (the rest are the run's own, from translate.json).
+RESUME_CHANGEABLE = frozenset({"steps", "decay_steps", "device", "num_workers", "checkpoint_every", "sample_every",
+                               "log_every", "amp", "tensorboard", "cpu_bf16", "deterministic", "sync_bn"})
+
+
+def resumed_config(run_dir: Path, *, mode: str | None, settings: dict[str, Any], train: dict[str, Any],
+                   data: DataSpec | None, given: set[str], overwrite: bool = False) -> tuple[TranslateConfig, list[str]]:
+    """The config a resumed run continues with: its saved settings, with the ones in
+    :data:`RESUME_CHANGEABLE` taken from ``settings`` / ``train`` (model and run options, None = not
+    given) and the data replaced when ``data`` is given (it moved, or more was added). Returns it
+    with the sorted names of ``given`` options that were ignored."""
+    from ..config import replace_given
+
+    check_run_folder(run_dir, "translate", resume=True, overwrite=overwrite)
+    cfg = load_settings(run_dir)
+    if mode is not None and mode != cfg.mode:
+        raise UserError(f"run {run_dir.name} is a {cfg.mode} run; --mode {mode} does not match.")
+    ignored = sorted((given & (set(settings) | set(train) | {"preset", "direction", "no_flip"})) - RESUME_CHANGEABLE)
+    for key in RESUME_CHANGEABLE & set(settings):
+        if settings[key] is not None:
+            setattr(cfg, key, settings[key])
+    cfg.train = replace_given(cfg.train, {k: v for k, v in train.items() if k in RESUME_CHANGEABLE})
+    if data is not None:
+        cfg.data = data
+    return cfg, ignored
 
 
 def data_sources(cfg: TranslateConfig) -> tuple[str, ...]:
