@@ -32,3 +32,20 @@ def standing_pose(width: int = 200, height: int = 300, conf: float = 0.9) -> np.
     for idx, (x, y) in rel.items():
         kp[idx] = (x * width, y * height, conf)
     return kp
+
+
+def mean_acceleration(seq, min_conf: float = 0.5) -> float:
+    """Jitter of a PoseSequence: mean |x[t+1] - 2 x[t] + x[t-1]| (Euclidean, pixels per frame
+    squared) over every landmark whose confidence is at least ``min_conf`` in all three frames.
+
+    Returns NaN when no such triple exists.
+    """
+    kp = seq.keypoints.astype(np.float64)
+    if len(kp) < 3:
+        return float("nan")
+    acc = kp[2:, :, :2] - 2 * kp[1:-1, :, :2] + kp[:-2, :, :2]
+    ok = (kp[2:, :, 2] >= min_conf) & (kp[1:-1, :, 2] >= min_conf) & (kp[:-2, :, 2] >= min_conf)
+    ok &= np.isfinite(acc).all(axis=2)
+    if not ok.any():
+        return float("nan")
+    return float(np.linalg.norm(acc, axis=2)[ok].mean())

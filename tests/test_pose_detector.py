@@ -10,10 +10,10 @@ import os
 
 import numpy as np
 import pytest
-from pose_utils import standing_pose
+from pose_utils import mean_acceleration, standing_pose
 
 from vid2vid_app.errors import UserError
-from vid2vid_app.pose import PoseDetector, detect_sequence, mean_acceleration, smooth
+from vid2vid_app.pose import PoseDetector, detect_sequence, smooth
 from vid2vid_app.pose import skeleton as sk
 from vid2vid_app.pose.detector import DetectionStats, _native_stderr_silenced, _Track
 from vid2vid_app.video import ThreadedReader, VideoReader, iter_frames

@@ -1,4 +1,4 @@
-"""Gap filling, temporal smoothing and the jitter metric, on synthetic trajectories.
+"""Gap filling and temporal smoothing on synthetic trajectories, and the tests' jitter metric.
 
 (Smoothing of real detected keypoints is checked in test_pose_detector.py, beside the detections.)
 """
@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pose_utils import mean_acceleration
 
-from vid2vid_app.pose import PoseSequence, fill_gaps, mean_acceleration, smooth
+from vid2vid_app.pose import PoseSequence, fill_gaps, smooth
 from vid2vid_app.pose.smoothing import default_max_gap
 
 W, H = 1280, 720

@@ -1,7 +1,7 @@
 """Networks (generators, discriminators), their registries, weight init and reference-checkpoint
 import. Losses live in :mod:`vid2vid_app.models.losses`."""
 
-from .init import count_parameters, init_weights
+from .init import init_weights
 from .reference import infer_generator_config, load_global_into_local, load_reference_generator
 from .registry import (
     DISCRIMINATOR_DEFAULTS,
@@ -19,7 +19,6 @@ __all__ = [
     "GENERATOR_DEFAULTS",
     "build_discriminator",
     "build_generator",
-    "count_parameters",
     "infer_generator_config",
     "init_weights",
     "load_global_into_local",

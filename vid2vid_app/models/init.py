@@ -42,7 +42,3 @@ def init_weights(module: nn.Module, init: str = "normal", gain: float = 0.02) ->
             nn.init.zeros_(m.bias)
     return module
 
-
-def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
-    """Number of parameter elements of ``module`` (all of them, or only those requiring grad)."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)

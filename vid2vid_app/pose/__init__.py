@@ -10,10 +10,10 @@ from .detector import DetectionStats, PoseDetector, detect_sequence
 from .keypoints import PoseSequence
 from .normalize import BodyStats, compute_stats, normalize
 from .render import RenderStyle, render_overlay, render_pose
-from .smoothing import GapReport, fill_gaps, mean_acceleration, smooth
+from .smoothing import GapReport, fill_gaps, smooth
 
 __all__ = [
     "BodyStats", "DetectionStats", "GapReport", "PoseDetector", "PoseSequence", "RenderStyle",
-    "compute_stats", "detect_sequence", "fill_gaps", "mean_acceleration", "normalize", "render_overlay",
+    "compute_stats", "detect_sequence", "fill_gaps", "normalize", "render_overlay",
     "render_pose", "skeleton", "smooth",
 ]

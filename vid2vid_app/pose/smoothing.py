@@ -1,4 +1,4 @@
-"""Temporal clean-up of keypoint sequences: gap filling, smoothing, and a jitter metric.
+"""Temporal clean-up of keypoint sequences: gap filling and smoothing.
 
 Detectors miss a frame now and then and their landmarks tremble by a few pixels from frame to
 frame; both show up as flicker in generated video. Short misses are bridged by linear
@@ -209,19 +209,3 @@ def smooth(seq: PoseSequence, method: str = "one_euro", hand_params: dict | None
             _smooth_runs(hand, parts.found(hand), seq.fps, scale, method, hand_params)
     return out
 
-
-def mean_acceleration(seq: PoseSequence, min_conf: float = 0.5) -> float:
-    """Jitter metric: mean |x[t+1] - 2 x[t] + x[t-1]| (Euclidean, pixels per frame squared) over
-    every landmark whose confidence is at least ``min_conf`` in all three frames.
-
-    Returns NaN when no such triple exists.
-    """
-    kp = seq.keypoints.astype(np.float64)
-    if len(kp) < 3:
-        return float("nan")
-    acc = kp[2:, :, :2] - 2 * kp[1:-1, :, :2] + kp[:-2, :, :2]
-    ok = (kp[2:, :, 2] >= min_conf) & (kp[1:-1, :, 2] >= min_conf) & (kp[:-2, :, 2] >= min_conf)
-    ok &= np.isfinite(acc).all(axis=2)
-    if not ok.any():
-        return float("nan")
-    return float(np.linalg.norm(acc, axis=2)[ok].mean())
