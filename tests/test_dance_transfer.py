@@ -10,6 +10,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from dance_transfer_utils import TARGET_SIZE, TARGET_STATS, cut_clip, gradient_clip, save_tiny_model
+from video_utils import read_audio_duration
 
 from vid2vid_app.cli.dance import dance
 from vid2vid_app.dance.model import DanceModel
@@ -24,7 +25,7 @@ from vid2vid_app.errors import UserError
 from vid2vid_app.imaging import to_tensor, to_uint8
 from vid2vid_app.pose import compute_stats
 from vid2vid_app.pose.keypoints import PoseSequence
-from vid2vid_app.video import probe, read_audio_duration
+from vid2vid_app.video import probe
 
 SOURCE_FRAMES = 36
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from video_utils import make_test_clip, psnr, smooth_frames
+from video_utils import make_test_clip, psnr, read_audio_duration, smooth_frames
 
 from vid2vid_app.errors import UserError
 from vid2vid_app.imaging import read_image, write_image
 from vid2vid_app.media import list_images, natural_key, open_media, open_sink
-from vid2vid_app.video import probe, read_audio_duration
+from vid2vid_app.video import probe
 
 
 @pytest.fixture(scope="module")

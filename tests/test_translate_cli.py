@@ -15,13 +15,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 from translate_utils import DAY, DUSK, clip_frames, make_domain_folder, make_paired_folders, photo
-from video_utils import make_test_clip
+from video_utils import make_test_clip, read_audio_duration
 
 from vid2vid_app.cli.translate import translate_video
 from vid2vid_app.imaging import read_image, write_image
 from vid2vid_app.media import open_media
 from vid2vid_app.translate.model import load_model
-from vid2vid_app.video import probe, read_audio_duration
+from vid2vid_app.video import probe
 
 
 def invoke(*args, ok=True):

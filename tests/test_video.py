@@ -15,6 +15,7 @@ from video_utils import (
     make_test_clip,
     make_vfr_clip,
     psnr,
+    read_audio_duration,
     read_tkhd_matrix,
     smooth_frames,
 )
@@ -28,8 +29,6 @@ from vid2vid_app.video import (
     fit_size,
     iter_frames,
     probe,
-    read_audio_duration,
-    resample_constant_fps,
     rotate_image,
     write_video,
 )
@@ -177,16 +176,6 @@ def test_variable_frame_rate_yields_every_decoded_frame(tmp_path):
     assert len(timed) == len(times) and not reader.truncated
     assert [round(t * 1000) for t, _ in timed] == times
     assert min(psnr(a, b) for a, (_, b) in zip(src, timed, strict=True)) > 35
-
-
-def test_resample_constant_fps_picks_nearest_frame():
-    times = [0.0, 0.04, 0.06, 0.14, 0.17, 0.26, 0.31, 0.43]  # no tick is equally near two frames
-    pairs = [(t, np.full((1, 1, 3), i, np.uint8)) for i, t in enumerate(times)]
-    out = [int(f[0, 0, 0]) for f in resample_constant_fps(pairs, 25)]
-    # Independent reference: for each 40 ms tick up to the last frame, the nearest input time.
-    ticks = np.arange(0, times[-1] + 0.02, 0.04)
-    expected = [int(np.argmin(np.abs(np.array(times) - t))) for t in ticks]
-    assert out == expected and len(out) == len(ticks)
 
 
 # ------------------------------------------------------------------ audio

@@ -144,3 +144,25 @@ def make_test_clip(
             for packet in audio.encode(None):
                 container.mux(packet)
     return path
+
+
+def read_audio_duration(path: str | Path) -> float | None:
+    """Duration in seconds of the first audio stream of ``path``, or None when it has none."""
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            return None
+        stream = container.streams.audio[0]
+        if stream.duration and stream.time_base:
+            return float(stream.duration * stream.time_base)
+        # No duration in the header (e.g. MKV): span of the packets.
+        first = last = None
+        try:
+            for packet in container.demux(stream):
+                if packet.pts is None:
+                    continue
+                end = packet.pts + (packet.duration or 0)
+                first = packet.pts if first is None else min(first, packet.pts)
+                last = end if last is None else max(last, end)
+        except av.error.FFmpegError:  # a damaged file: the span of the packets read
+            pass
+        return 0.0 if first is None else float((last - first) * stream.time_base)

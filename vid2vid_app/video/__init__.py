@@ -11,20 +11,19 @@ Main pieces:
 * :class:`ThreadedReader`: run any iterator (e.g. decoding) in a background thread.
 * :class:`VideoWriter` / :func:`write_video`: H.264 into a temp file renamed into place on
   success, odd sizes padded to even, audio copied from another file, optional background encoding.
-* :func:`read_audio_duration`, :func:`resample_constant_fps`.
 
 One module per job: ``info`` (probe), ``reader`` (decode), ``threaded`` (background
 iteration), ``writer`` (encode) and ``audio`` (audio passthrough for the writer).
 
 Variable-frame-rate input: decoding yields one output frame per decoded frame, in presentation
 order, without duplicating or dropping frames; ``VideoInfo.fps`` is the average rate. Use
-:meth:`VideoReader.timed` with :func:`resample_constant_fps` when real timing matters.
+:meth:`VideoReader.timed` (each frame with its time) when real timing matters.
 """
 
 from __future__ import annotations
 
-from .info import VideoInfo, probe, read_audio_duration, rotate_image
-from .reader import FrameRange, VideoReader, fit_size, iter_frames, resample_constant_fps
+from .info import VideoInfo, probe, rotate_image
+from .reader import FrameRange, VideoReader, fit_size, iter_frames
 from .threaded import ThreadedConsumer, ThreadedReader, prefetch
 from .writer import WRITER_SUFFIXES, VideoWriter, check_video_suffix, write_video
 
@@ -41,8 +40,6 @@ __all__ = [
     "iter_frames",
     "prefetch",
     "probe",
-    "read_audio_duration",
-    "resample_constant_fps",
     "rotate_image",
     "write_video",
 ]

@@ -172,27 +172,3 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     )
 
 
-
-def read_audio_duration(path: str | os.PathLike) -> float | None:
-    """Duration in seconds of the first audio stream of ``path``, or None when it has none."""
-    path = _check_input_file(path)
-    with _open_input(path) as container:
-        if not container.streams.audio:
-            return None
-        stream = container.streams.audio[0]
-        if stream.duration and stream.time_base:
-            return float(stream.duration * stream.time_base)
-        # No duration in the header (e.g. MKV): span of the packets.
-        first = last = None
-        try:
-            for packet in container.demux(stream):
-                if packet.pts is None:
-                    continue
-                end = packet.pts + (packet.duration or 0)
-                first = packet.pts if first is None else min(first, packet.pts)
-                last = end if last is None else max(last, end)
-        except av.error.FFmpegError:
-            pass
-        if first is None:
-            return 0.0
-        return float((last - first) * stream.time_base)

@@ -1,11 +1,10 @@
-"""Decoding: :class:`VideoReader` / :func:`iter_frames` (upright uint8 HWC RGB frames) and
-:func:`resample_constant_fps` for variable-frame-rate timing."""
+"""Decoding: :class:`VideoReader` / :func:`iter_frames` (upright uint8 HWC RGB frames, with their
+times from :meth:`VideoReader.timed` for variable-frame-rate input)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
-from fractions import Fraction
+from collections.abc import Iterator
 
 import av
 import numpy as np
@@ -159,31 +158,6 @@ def iter_frames(
     Use a :class:`VideoReader` directly to learn afterwards whether the file was truncated.
     """
     return iter(VideoReader(path, max_side=max_side, start=start, end=end, step=step, size=size))
-
-
-def resample_constant_fps(
-    timed_frames: Iterable[tuple[float, np.ndarray]], fps: float | Fraction
-) -> Iterator[np.ndarray]:
-    """Turn ``(seconds, frame)`` pairs of a variable-frame-rate video into a constant ``fps``.
-
-    Output frame k (at time k / fps) is the input frame nearest in time; frames are repeated or
-    dropped as needed. Input times must be increasing. The last input frame is shown up to its
-    own time (rounded to the nearest output tick).
-    """
-    period = 1.0 / float(fps)
-    k = 0
-    prev: tuple[float, np.ndarray] | None = None
-    for t, frame in timed_frames:
-        if prev is not None:
-            midpoint = 0.5 * (prev[0] + t)
-            while k * period < midpoint:
-                yield prev[1]
-                k += 1
-        prev = (t, frame)
-    if prev is not None:
-        while k * period <= prev[0] + 0.5 * period - 1e-9:
-            yield prev[1]
-            k += 1
 
 
 class FrameRange:
