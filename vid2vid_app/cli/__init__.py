@@ -10,7 +10,8 @@ import os
 # while after each parallel region (libgomp: about 300k iterations; Intel's runtime: 200 ms). Alone
 # on a machine that costs little, but when other processes share the cores, the spinning threads
 # take CPU time from the threads doing the work (ours and theirs): a tiny `dance train` step ran 17x
-# slower beside another busy 2-thread process on 2 cores (bench/load_bench.py). The runtime reads these variables once, when PyTorch loads it, so they are set here,
-# before any command imports torch; values the user set are kept.
+# slower beside another busy 2-thread process on 2 cores (bench/load_bench.py). The runtime reads
+# these variables once, when PyTorch loads it, so they are set here, before any command imports
+# torch; values the user set are kept.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("KMP_BLOCKTIME", "0")
