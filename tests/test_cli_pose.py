@@ -310,3 +310,8 @@ def test_staging_folder_names_the_process_and_stale_ones_are_removed(clips, tmp_
     assert result.exit_code == 0, result.output
     assert seen[0].startswith(f".pose.{os.getpid()}-") and _TEMP_NAME.match(seen[0])
     assert sorted(p.name for p in out.iterdir()) == ["keypoints.npz", "notes.txt", "openpose", "pose.mp4"]
+
+
+def test_help_names_the_output_folder_it_writes_to():
+    result = run(["--help"])
+    assert "-o, --output OUTDIR" in result.output and "write to OUTDIR" in " ".join(result.output.split())

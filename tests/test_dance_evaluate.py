@@ -219,3 +219,21 @@ def test_disk_full_json_is_one_sentence_and_leaves_nothing(runs, tmp_path):
         assert (f"Error: cannot write {disk / 'eval.json'}: no space left on device (ENOSPC); free some space "
                 "or choose another location.") in result.output
         assert sorted(p.name for p in disk.iterdir()) == ["filler"]
+
+
+def test_lpips_note_gives_its_advice_once(runs, tmp_path, monkeypatch):
+    """With no weights anywhere (real lookup, empty folders), the note says why and what to pass,
+    once."""
+    from vid2vid_app.models import vgg as vgg_module
+
+    monkeypatch.delenv("VID2VID_WEIGHTS_DIR", raising=False)
+    import vid2vid_app.metrics as metrics_module
+
+    for module in (vgg_module, metrics_module):
+        monkeypatch.setattr(module, "weights_dirs", lambda: [tmp_path])
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    report = evaluate("tiny", EvalOptions(pose=False, max_frames=2, quiet=True), runs_dir=runs)
+    (note,) = [n for n in report.notes if "LPIPS" in n]
+    assert note.startswith("LPIPS skipped: no alexnet ImageNet weights")
+    assert note.endswith("; pass --lpips-weights DIR or set VID2VID_WEIGHTS_DIR.")
+    assert note.count("pass ") == 1

@@ -238,7 +238,8 @@ def test_face_stage_and_old_model_files(clips, tmp_path):
     cfg = model.config
     data = prepare_dance_data([clips["short"]], runs / "f" / "data", model.resolution,
                               detect_max_side=cfg["detect_max_side"], smooth_method=cfg["smooth_method"],
-                              max_gap=cfg["max_gap"], min_frames=cfg["min_train_frames"], quiet=True)
+                              max_gap=cfg["max_gap"], min_frames=cfg["min_train_frames"],
+                              landmarks=cfg["landmarks"], quiet=True)
     assert data.reused_poses and data.reused_frames
     trained = StagePoses(data, 1, model.render_style)
     for t in np.flatnonzero(data.valid):
@@ -274,3 +275,41 @@ def test_loss_weights_reach_the_objectives():
     old.pop("lambda_l1")
     assert from_dict(DanceConfig, old).lambda_l1 == 0.0
 
+
+
+def test_interrupt_hint_quotes_the_whole_command(clips, tmp_path, monkeypatch):
+    import vid2vid_app.dance.train as train_module
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "train_dance", interrupted)
+    result = run_cli(["train", str(clips["short"]), "--name", "kid", "--runs-dir", str(tmp_path / "runs"), *TINY])
+    assert result.exit_code == 1
+    assert (f"continue with `dance train {clips['short']} --name kid --resume --runs-dir {tmp_path / 'runs'}`."
+            in result.output)
+
+
+def test_dry_run_lists_the_videos_and_help_shows_default_steps(clips, tmp_path):
+    result = run_cli(["train", str(clips["short"]), str(clips["few"]), "--name", "dry", "--runs-dir", str(tmp_path),
+                      *TINY, "--dry-run"])
+    assert json.loads(result.output)["videos"] == [str(clips["short"]), str(clips["few"])]
+    help_text = " ".join(run_cli(["train", "--help"]).output.split())
+    tiny, standard = make_config("tiny").steps, make_config("standard").steps
+    assert f"tiny: global={tiny['global']}, local={tiny['local']}, face={tiny['face']}" in help_text
+    assert f"standard: global={standard['global']}, local={standard['local']}" in help_text
+
+
+def test_too_few_frames_all_with_a_person_says_the_count_once(bundled_samples, tmp_path):
+    """A clip whose every frame shows the person but which is too short: not "only 3 of 3 frames"."""
+    from video_utils import make_test_clip
+
+    from vid2vid_app.dance.prepare import prepare_dance_data
+    from vid2vid_app.errors import UserError
+    from vid2vid_app.video import iter_frames
+
+    frames = list(iter_frames(bundled_samples / "target_cam01.mp4", end=3, size=(180, 320)))
+    clip = make_test_clip(tmp_path / "three.mp4", frames, 30)
+    with pytest.raises(UserError) as info:
+        prepare_dance_data([clip], tmp_path / "data", (64, 128), min_frames=8, quiet=True)
+    assert str(info.value) == f"{clip} has only 3 frames, each showing a person; at least 8 are needed to train."

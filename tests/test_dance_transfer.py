@@ -4,6 +4,7 @@ real PyAV), with tiny random-weight model files built through the model-file API
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -434,3 +435,18 @@ def test_disk_full_is_one_sentence_and_leaves_nothing(runs, source, tmp_path):
         assert result.output.strip() == (f"Error: cannot write {disk / 'out.mp4'}: no space left on device "
                                          "(ENOSPC); free some space or choose another location.")
         assert sorted(p.name for p in disk.iterdir()) == ["filler"]
+
+
+@pytest.mark.parametrize(("preset", "target", "content"), [
+    ("tiny", (360, 640), (64, 114)), ("tiny", (1920, 1080), (114, 64)), ("standard", (360, 640), (512, 910)),
+])
+def test_output_size_stated_in_the_readme(preset, target, content):
+    """The README states the transfer output's size per preset: the target's shape inside the final
+    canvas (the tiny model file of these tests has the tiny preset's 64x128 canvas and gives 64x114)."""
+    from vid2vid_app.dance.config import final_canvas, make_config
+    from vid2vid_app.imaging import letterbox_geometry
+
+    box = letterbox_geometry(*target, *final_canvas(make_config(preset), target))
+    assert (box.content_w, box.content_h) == content
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert f"{content[0]}x{content[1]}" in readme

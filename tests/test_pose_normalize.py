@@ -103,10 +103,14 @@ def test_validity_uses_ankles_not_ears_and_max_by_value():
 
 
 @pytest.mark.parametrize(("compute", "message"), [
-    (lambda: compute_stats(_person([300.0, 310.0], 100.0)), "only 2 of 2 frames"),
+    # All frames usable but too few: the count is said once ("only 2 of 2 frames" read oddly).
+    (lambda: compute_stats(_person([300.0, 310.0], 100.0)), r"the poses have only 2 frames, each showing the nose"),
+    (lambda: compute_stats(PoseSequence(np.concatenate([_person([300.0], 100.0).keypoints,
+                                                        PoseSequence.empty(2, (400, 400), 30).keypoints]),
+                                        (400, 400), 30)), r"only 1 of 3 frames show the nose"),
     (lambda: normalize(PoseSequence.empty(4, (100, 100), 30), compute_stats(_person([300] * 5, 100)),
                        compute_stats(_person([300] * 5, 100))), "both ankles"),
-], ids=["stats-of-two-frames", "normalize-without-ankles"])
+], ids=["stats-of-two-frames", "stats-of-one-in-three", "normalize-without-ankles"])
 def test_too_few_valid_frames_is_a_user_error(compute, message):
     with pytest.raises(UserError, match=message):
         compute()

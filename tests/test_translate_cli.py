@@ -364,3 +364,14 @@ def test_a_killed_runs_temp_file_is_removed_by_the_next_run(runs, tmp_path, shar
     write_image(tmp_path / "in.png", photo(shared_samples, DAY[0], width=64)[:32])
     invoke("-m", "p2p", tmp_path / "in.png", "-o", tmp_path / "out.png", "--runs-dir", runs["runs"])
     assert not stale.exists() and (tmp_path / "out.png").exists()
+
+
+def test_summaries_count_in_the_right_number(runs, tmp_path, shared_samples):
+    """One image is "1 frame"; training shows its data on the terminal before it starts."""
+    write_image(tmp_path / "in.png", photo(shared_samples, DAY[0], width=64)[:32])
+    result = invoke("-m", "p2p", tmp_path / "in.png", "-o", tmp_path / "out.png", "--runs-dir", runs["runs"])
+    assert "(image, 1 frame, 64x32)" in result.output
+    dir_a, dir_b = runs["paired"]
+    result = invoke("train", "--mode", "pix2pix", "--preset", "tiny", "--paired", dir_a, dir_b, "--name", "one",
+                    "--runs-dir", tmp_path / "runs", "--steps", 1)
+    assert "data: train_pairs" in result.output

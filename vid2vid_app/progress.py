@@ -15,3 +15,8 @@ def progress(iterable: Iterable[T] | None = None, *, total: int | None = None, d
     """A tqdm bar on stderr showing count, rate and ETA; disabled when ``quiet``."""
     return tqdm(iterable, total=total, desc=desc, unit=unit, disable=quiet, dynamic_ncols=True,
                 leave=False, **kw)
+
+
+def plural(count: int, word: str, plural_form: str | None = None) -> str:
+    """``count`` and ``word`` in the right number: "1 frame", "2 frames", "0 frames"."""
+    return f"{count} {word if count == 1 else (plural_form or word + 's')}"

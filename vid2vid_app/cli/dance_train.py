@@ -23,6 +23,13 @@ from .common import (
 )
 
 
+def _default_steps() -> str:
+    """Each preset's steps per stage, for --help (e.g. "tiny: global=1200, local=100, face=100")."""
+    steps = {preset: make_config(preset).steps for preset in PRESETS}
+    return "; ".join(f"{preset}: " + ", ".join(f"{s}={n}" for s, n in by_stage.items())
+                     for preset, by_stage in steps.items())
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("videos", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--name", "-n", required=True, help="Model name: the run folder RUNS/NAME and `--model NAME` later.")
@@ -31,7 +38,8 @@ from .common import (
               help="tiny: CPU demo (minutes, blurry); standard: Everybody Dance Now (GPU).")
 @click.option("--stages", default=None, help="Stages to train, e.g. global,local,face [default: the preset's].")
 @click.option("--face", is_flag=True, help="Also train the face stage (same as adding face to --stages).")
-@click.option("--steps", default=None, help="Steps per stage: N for every stage, or global=N,local=M,face=K.")
+@click.option("--steps", default=None, help="Steps per stage: N for every stage, or global=N,local=M,face=K "
+              f"[default: {_default_steps()}].")
 @click.option("--size", default=None, help="Global-stage canvas WxH; the local stage runs at twice this "
               "[default: the preset's, turned to portrait for portrait videos].")
 @click.option("--ngf", type=click.IntRange(min=2), default=None, help="Generator width (the local enhancer uses half).")
@@ -101,6 +109,7 @@ def train_cmd(videos, name, runs_dir, preset, stages, face, steps, size, ngf, ba
 
     if dry_run:
         out = to_dict(cfg)
+        out["videos"] = [str(v) for v in videos]  # recorded by train_dance; shown here as given
         try:
             from ..video import probe
 
@@ -117,8 +126,8 @@ def train_cmd(videos, name, runs_dir, preset, stages, face, steps, size, ngf, ba
                               quiet=quiet, vgg_explicit=vgg_weights is not None)
     except KeyboardInterrupt:
         raise click.ClickException(
-            f"interrupted; continue with `dance train {' '.join(map(str, videos))} --name {name} --resume`"
-            + (f" --runs-dir {runs_dir}" if runs_dir else "") + ".") from None
+            f"interrupted; continue with `dance train {' '.join(map(str, videos))} --name {name} --resume"
+            + (f" --runs-dir {runs_dir}" if runs_dir else "") + "`.") from None
     if not is_main_process():
         return  # under torchrun, rank 0 alone prints
     if not quiet:

@@ -38,7 +38,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..imaging import keypoints_to_canvas, letterbox, letterbox_geometry, to_tensor, to_uint8
-from ..progress import progress
+from ..progress import plural, progress
 from .transfer import content_crop, load_model
 
 METRIC_KEYS = ("psnr", "ssim", "lpips", "pose_distance", "flicker")
@@ -106,7 +106,7 @@ class EvalReport:
             ("flicker (generated / real, 1 = as stable)", self.metrics.get("flicker")),
         ]
         width = max(len(name) for name, _ in rows)
-        lines = [f"evaluation on {self.frames} frames: {self.description}"]
+        lines = [f"evaluation on {plural(self.frames, 'frame')}: {self.description}"]
         lines += [f"  {name:<{width}}  {_fmt(value)}" for name, value in rows]
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
@@ -311,7 +311,9 @@ def make_lpips(options: EvalOptions, notes: list[str]):
     try:
         return LPIPS(options.lpips_net)
     except UserError as exc:
-        notes.append(f"LPIPS skipped: {exc} (pass --lpips-weights DIR or set VID2VID_WEIGHTS_DIR).")
+        # The metric's own advice ("pass the weights folder") is replaced by this command's options.
+        reason = str(exc).removesuffix(".").removesuffix("; pass the weights folder")
+        notes.append(f"LPIPS skipped: {reason}; pass --lpips-weights DIR or set VID2VID_WEIGHTS_DIR.")
         return None
 
 

@@ -32,7 +32,7 @@ import numpy as np
 from ..errors import UserError
 from ..fileio import atomic_path, write_json_atomic
 from ..imaging import Letterbox, keypoints_to_canvas, letterbox, letterbox_geometry
-from ..progress import progress
+from ..progress import plural, progress
 
 CACHE_VERSION = 1
 
@@ -172,8 +172,9 @@ def prepare_dance_data(videos: list[str | os.PathLike], data_dir: str | os.PathL
     if n_valid == 0:
         raise UserError(f"no person was detected in any of the {len(valid)} frames of {names}.")
     if n_valid < min_frames:
-        raise UserError(f"only {n_valid} of {len(valid)} frames of {names} show a person; "
-                        f"at least {min_frames} are needed to train.")
+        which = (f"{names} has only {plural(len(valid), 'frame')}, each showing a person" if n_valid == len(valid)
+                 else f"only {n_valid} of {len(valid)} frames of {names} show a person")
+        raise UserError(f"{which}; at least {min_frames} are needed to train.")
 
     from ..pose.keypoints import PoseSequence
 

@@ -33,6 +33,7 @@ from ..config import changed_fields, load_json, save_json, to_dict
 from ..device import resolve_device, thread_note
 from ..errors import UserError
 from ..imaging import to_tensor, to_uint8
+from ..progress import plural
 from ..runs import MODEL_FILE, RunState, check_run_folder, open_run, run_folder
 from .config import DanceConfig, final_canvas, validate
 from .dataset import StagePoses, TemporalPairDataset, downscale_frame
@@ -75,13 +76,13 @@ class DanceTrainSummary:
     def lines(self) -> list[str]:
         """Human-readable summary lines."""
         out = [f"model {self.name}: {self.model_path}",
-               f"data: {self.frames} frames ({self.frames_with_person} with a person), "
-               f"{self.train_pairs} training pairs, {self.val_frames} held-out frames",
+               f"data: {plural(self.frames, 'frame')} ({self.frames_with_person} with a person), "
+               f"{plural(self.train_pairs, 'training pair')}, {plural(self.val_frames, 'held-out frame')}",
                f"resolution {self.resolution[0]}x{self.resolution[1]}, total time {self.seconds:.1f} s on {thread_note()}"]
         for r in self.stages:
             val = ", ".join(f"{k} {v:.2f}" for k, v in r.val.items()) if r.val else "no validation"
             state = " (already finished)" if r.skipped else ""
-            out.append(f"  {r.stage}: {r.steps} steps, {r.seconds:.1f} s, {val}{state}")
+            out.append(f"  {r.stage}: {plural(r.steps, 'step')}, {r.seconds:.1f} s, {val}{state}")
         out += [f"note: {n}" for n in self.notes]
         return out
 

@@ -56,7 +56,7 @@ from ..imaging import (
     to_float_array,
     to_uint8_tensor,
 )
-from ..progress import progress
+from ..progress import plural, progress
 from ..video.writer import check_video_suffix
 
 # The detector works on frames whose longer side is at most this many pixels (MediaPipe scales
@@ -142,7 +142,8 @@ class TransferReport:
 
     def summary(self) -> str:
         lines = [
-            f"wrote {self.output} ({self.frames} frames {self.start}-{self.start + self.frames - 1} of {self.source.name}, "
+            f"wrote {self.output} ({plural(self.frames, 'frame')} {self.start}-{self.start + self.frames - 1} of "
+            f"{self.source.name}, "
             f"{self.size[0]}x{self.size[1]} at {self.fps:g} fps, {'with' if self.audio else 'no'} audio)",
         ]
         if self.side_by_side is not None:

@@ -46,6 +46,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..fileio import write_json_atomic
+from ..progress import plural
 from . import skeleton as sk
 from .keypoints import PoseSequence
 
@@ -136,8 +137,9 @@ def compute_stats(seq: PoseSequence, min_conf: float = 0.5, median_frac: float =
     a, h = frame_measures(seq, min_conf)
     ok = np.isfinite(h)
     if ok.sum() < min_frames:
-        raise UserError(f"only {int(ok.sum())} of {len(seq)} frames show the nose and both ankles clearly; "
-                        f"at least {min_frames} are needed for body statistics.")
+        which = (f"the poses have only {plural(len(seq), 'frame')}, each showing the nose and both ankles clearly"
+                 if ok.all() else f"only {int(ok.sum())} of {len(seq)} frames show the nose and both ankles clearly")
+        raise UserError(f"{which}; at least {min_frames} are needed for body statistics.")
     a, h = a[ok], h[ok]
     close = float(a.max())
     median = float(np.median(a))
