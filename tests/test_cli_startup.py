@@ -46,8 +46,8 @@ bad = {"dance pose --smooth-method wobble": (dance, ["pose", "in.mp4", "-o", "ou
 for key, (group, args) in bad.items():
     result = CliRunner().invoke(group, args)
     results[key] = [result.exit_code, result.output]
-print(json.dumps({"results": results, "loaded": [m for m in %r if m in sys.modules]}))
-""" % (HEAVY,)
+print(json.dumps({"results": results, "loaded": [m for m in HEAVY if m in sys.modules]}))
+""".replace("HEAVY", repr(HEAVY))
 
 
 @pytest.fixture(scope="module")
