@@ -264,3 +264,25 @@ def test_bad_input_is_one_clear_sentence(small, tmp_path, case, message):
     result = invoke("--queries", q, "--database", db, "--no-cache", "--device", "cpu", "-q", *args)
     assert result.exit_code == 1, result.output
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_json_never_overwrites_an_input(small, tmp_path):
+    """--json may not be the model file, the ground truth or a file inside the query/database
+    folders, whatever --overwrite says; the refusal comes before any descriptor is computed."""
+    import shutil
+
+    model = tmp_path / "model.pt"
+    shutil.copy(CYCLEGAN_MODEL, model)
+    truth = tmp_path / "truth.csv"
+    truth.write_text("")
+    kept = {p: p.read_bytes() for p in (model, truth)}
+    common = ["--queries", small["queries"], "--database", small["database"], "--overwrite", "-q"]
+    for extra, json_path, message in [
+        (["--model", model], model, "is the input"),
+        (["--ground-truth", truth], truth, "is the input"),
+        ([], small["database"] / "r.json", "inside the input folder"),
+    ]:
+        result = invoke(*common, *extra, "--json", json_path)
+        assert result.exit_code == 1 and message in result.output, result.output
+    assert all(p.read_bytes() == data for p, data in kept.items())
+    assert not (small["database"] / "r.json").exists()

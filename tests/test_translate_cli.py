@@ -375,3 +375,4 @@ def test_summaries_count_in_the_right_number(runs, tmp_path, shared_samples):
     result = invoke("train", "--mode", "pix2pix", "--preset", "tiny", "--paired", dir_a, dir_b, "--name", "one",
                     "--runs-dir", tmp_path / "runs", "--steps", 1)
     assert "data: train_pairs" in result.output
+    assert "trained pix2pix model one: 1 step in" in result.output

@@ -305,8 +305,9 @@ def train_cmd(ctx: click.Context, mode: str | None, name: str, preset: str, pair
     result = train_translation(cfg, run_dir, resume=resume, overwrite=overwrite, quiet=quiet, log=say)
     if not quiet:
         from ..device import thread_note
+        from ..progress import plural
 
-        lines = [f"trained {result.mode} model {name}: {result.steps} steps in {result.seconds / 60:.1f} min "
+        lines = [f"trained {result.mode} model {name}: {plural(result.steps, 'step')} in {result.seconds / 60:.1f} min "
                  f"on {thread_note()}",
                  f"model: {result.model_path}"]
         if result.val:
@@ -420,10 +421,16 @@ def evaluate_retrieval_cmd(queries: Path, database: Path, ground_truth: Path | N
     The descriptor is GeM-pooled VGG16 conv5 (ImageNet weights, L2-normalised) compared by cosine
     similarity; the database's descriptors are cached, so comparing models computes them once.
     """
-    from ..fileio import check_output_path, write_json_atomic
+    from ..fileio import check_not_input, check_output_path, output_lock, write_json_atomic
     from ..translate.retrieval import RetrievalOptions, evaluate_retrieval, format_table
 
     if json_path is not None:
+        # Never over an input (query or database files, ground truth, weights); one writer at a time.
+        from ..translate.model import resolve_model_path
+
+        check_not_input(json_path, [queries, database, ground_truth, weights,
+                                    *(resolve_model_path(m, runs_dir) for m in models)])
+        click.get_current_context().with_resource(output_lock(json_path))
         check_output_path(json_path, overwrite)
     options = RetrievalOptions(queries=queries, database=database, ground_truth=ground_truth, models=models,
                                direction=direction, runs_dir=runs_dir, weights=weights, device=device,
@@ -435,7 +442,7 @@ def evaluate_retrieval_cmd(queries: Path, database: Path, ground_truth: Path | N
             click.echo(f"note: {note}", err=True)
     click.echo(format_table(report))
     if json_path is not None:
-        write_json_atomic(json_path, report.as_json())
+        write_json_atomic(json_path, report.as_json(), replace=overwrite)
         if not quiet:
             click.echo(f"wrote {json_path}", err=True)
 
