@@ -516,23 +516,57 @@ def transfer(source: str | os.PathLike, model: Any, output: str | os.PathLike,
 
 def _transfer(source: Path, model: Any, output: Path, sbs_path: Path | None, opts: TransferOptions,
               runs_dir: str | os.PathLike | None) -> TransferReport:
-    """:func:`transfer` with its outputs locked."""
-    from ..video import ThreadedReader, VideoReader, VideoWriter, probe
+    """:func:`transfer` with its outputs locked: the numbered steps of the module docstring."""
+    from ..video import probe
 
     t0 = time.perf_counter()
     info = probe(source)
     _check_paths(source, output, sbs_path, opts.overwrite)
     start, end = frame_range(info.frame_count, float(info.fps), opts.start, opts.end, source)
     region = check_crop(opts.crop, info.width, info.height, source)
-    poses_file = None
-    if opts.poses is not None:
-        if opts.crop is not None:
-            raise UserError("--crop chooses the person to detect and cannot be combined with --poses, whose "
-                            "keypoints already follow one person; leave out one of the two.")
-        # 1. The source's poses from a keypoints file (checked before the model is loaded).
-        poses = read_source_poses(opts.poses, source, info.frame_count, (info.width, info.height), start, end)
-        poses_file = poses_path(opts.poses) if isinstance(opts.poses, (str, os.PathLike)) else None
+    # 1a. The source's poses from a keypoints file (checked before the model is loaded).
+    poses = _poses_from_file(opts, source, info, start, end) if opts.poses is not None else None
     net = load_model(model, opts.device, runs_dir)
+    _check_outputs_are_not_inputs(opts, source, net, output, sbs_path)
+    if poses is None:
+        # 1b. Detect and smooth the source's poses with the landmarks the model was trained on
+        #     (over worker processes that decode their own frames).
+        poses = detect_source_poses(source, start, end, crop=opts.crop, smooth_method=opts.smooth_method,
+                                    max_gap=opts.max_gap, quiet=opts.quiet, landmarks=net.landmarks,
+                                    workers=opts.workers)
+    # 2. Into the target's frame, normalised onto the target's body statistics.
+    keypoints = to_target_poses(poses, net.target_size, net.target_stats, opts.normalize, source)
+    pose_seconds = time.perf_counter() - t0
+    # 3-5. Render, generate with feedback, encode with the source's audio.
+    frames_written, generate_seconds, has_audio = _render_generate_encode(
+        net, keypoints, source, info, start, end, region, output, sbs_path, opts)
+
+    poses_file = poses_path(opts.poses) if isinstance(opts.poses, (str, os.PathLike)) else None
+    return TransferReport(
+        output=output, side_by_side=sbs_path, source=source, model=getattr(net, "path", None),
+        frames=frames_written, start=start, end=end, fps=float(info.fps),
+        size=(net.letterbox.content_w, net.letterbox.content_h),
+        frames_detected=poses.detected, frames_interpolated=poses.interpolated, frames_held=poses.held,
+        normalized=opts.normalize, audio=has_audio, device=str(net.device),
+        crop=None if opts.crop is None else region, poses_file=poses_file, pose_seconds=pose_seconds,
+        generate_seconds=generate_seconds,
+        total_seconds=time.perf_counter() - t0, notes=pose_notes(poses, net),
+    )
+
+
+def _poses_from_file(opts: TransferOptions, source: Path, info: Any, start: int, end: int) -> SourcePoses:
+    """Step 1 from ``opts.poses`` (a keypoints file or a PoseSequence) for the frames ``[start, end)``
+    of the source described by ``info`` (a VideoInfo); ``--crop`` cannot go with it."""
+    if opts.crop is not None:
+        raise UserError("--crop chooses the person to detect and cannot be combined with --poses, whose "
+                        "keypoints already follow one person; leave out one of the two.")
+    return read_source_poses(opts.poses, source, info.frame_count, (info.width, info.height), start, end)
+
+
+def _check_outputs_are_not_inputs(opts: TransferOptions, source: Path, net: Any, output: Path,
+                                  sbs_path: Path | None) -> None:
+    """:class:`UserError` when an output is the source, the model file or the keypoints file,
+    under any name."""
     inputs = [source, getattr(net, "path", None)]
     if isinstance(opts.poses, (str, os.PathLike)):
         inputs.append(poses_path(opts.poses))
@@ -540,38 +574,42 @@ def _transfer(source: Path, model: Any, output: Path, sbs_path: Path | None, opt
         if out is not None:
             check_not_input(out, inputs)
 
-    if opts.poses is None:
-        # 1. Detect and smooth the source's poses with the landmarks the model was trained on
-        #    (over worker processes that decode their own frames).
-        poses = detect_source_poses(source, start, end, crop=opts.crop, smooth_method=opts.smooth_method,
-                                    max_gap=opts.max_gap, quiet=opts.quiet, landmarks=net.landmarks,
-                                    workers=opts.workers)
-    # 2. Into the target's frame, normalised onto the target's body statistics.
-    keypoints = to_target_poses(poses, net.target_size, net.target_stats, opts.normalize, source)
-    pose_seconds = time.perf_counter() - t0
 
-    # 3-5. Render, generate with feedback, encode with the source's audio.
+def _source_panels(source: Path, info: Any, start: int, end: int, region: tuple[int, int, int, int],
+                   height: int) -> Iterator[np.ndarray]:
+    """The left panel of the side-by-side video: the source frames ``[start, end)`` (only
+    ``region`` (x, y, w, h)), decoded in a background thread at the scale that makes the region
+    ``height`` pixels tall, as uint8 (height, W, 3)."""
+    from ..video import ThreadedReader, VideoReader
+
+    scale = height / region[3]
+    size = (max(2, round(info.width * scale)), max(2, round(info.height * scale)))
+    panels = _cropped(VideoReader(source, start=start, end=end, size=size), region,
+                      size[0] / info.width, size[1] / info.height)
+    return iter(ThreadedReader(panels, maxsize=8))
+
+
+def _render_generate_encode(net: Any, keypoints: np.ndarray, source: Path, info: Any, start: int, end: int,
+                            region: tuple[int, int, int, int], output: Path, sbs_path: Path | None,
+                            opts: TransferOptions) -> tuple[int, float, bool]:
+    """Steps 3-5 for (T, K, 3) ``keypoints`` in target-video pixels: the generated video at
+    ``output`` (the canvas's content part, the source's fps and audio from frame ``start`` on) and,
+    with ``sbs_path``, source | stick figure | generated beside it. Returns the frames written,
+    the seconds of the generation pass and whether the output has audio."""
+    from ..video import VideoWriter
+
     box = net.letterbox
-    out_w, out_h = box.content_w, box.content_h
-    sbs_h = max(out_h, SIDE_BY_SIDE_MIN_HEIGHT)
+    sbs_h = max(box.content_h, SIDE_BY_SIDE_MIN_HEIGHT)
     sbs_h += sbs_h % 2
-    offset = start / float(info.fps)
+    encoding = {"quality": opts.quality, "preset": opts.encoder_preset, "audio_from": source,
+                "audio_offset": start / float(info.fps), "overwrite": opts.overwrite}
     frames_written = 0
-    with VideoWriter(output, info.fps, quality=opts.quality, preset=opts.encoder_preset, audio_from=source,
-                     audio_offset=offset,
-                     overwrite=opts.overwrite) as writer:
+    with VideoWriter(output, info.fps, **encoding) as writer:
         sbs_writer = sbs_frames = None
         try:
             if sbs_path is not None:
-                sbs_writer = VideoWriter(sbs_path, info.fps, quality=opts.quality, preset=opts.encoder_preset,
-                                         audio_from=source,
-                                         audio_offset=offset, overwrite=opts.overwrite)
-                # Decode at the scale that makes the (cropped) source panel sbs_h pixels tall.
-                scale = sbs_h / region[3]
-                size = (max(2, round(info.width * scale)), max(2, round(info.height * scale)))
-                panels = _cropped(VideoReader(source, start=start, end=end, size=size), region,
-                                  size[0] / info.width, size[1] / info.height)
-                sbs_frames = iter(ThreadedReader(panels, maxsize=8))
+                sbs_writer = VideoWriter(sbs_path, info.fps, **encoding)
+                sbs_frames = _source_panels(source, info, start, end, region, sbs_h)
 
             last_src = np.zeros((sbs_h, 2, 3), np.uint8)
 
@@ -596,13 +634,4 @@ def _transfer(source: Path, model: Any, output: Path, sbs_path: Path | None, opt
             if sbs_frames is not None:
                 sbs_frames.close()
         has_audio = writer.has_audio
-
-    return TransferReport(
-        output=output, side_by_side=sbs_path, source=source, model=getattr(net, "path", None),
-        frames=frames_written, start=start, end=end, fps=float(info.fps), size=(out_w, out_h),
-        frames_detected=poses.detected, frames_interpolated=poses.interpolated, frames_held=poses.held,
-        normalized=opts.normalize, audio=has_audio, device=str(net.device),
-        crop=None if opts.crop is None else region, poses_file=poses_file, pose_seconds=pose_seconds,
-        generate_seconds=generate_seconds,
-        total_seconds=time.perf_counter() - t0, notes=pose_notes(poses, net),
-    )
+    return frames_written, generate_seconds, has_audio
