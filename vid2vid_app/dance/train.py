@@ -285,6 +285,7 @@ def _train_in_run(videos: list[Path], name: str, cfg: DanceConfig, run_dir: Path
     from ..training import distributed
     from ..video import probe
 
+    # 1. The run folder, opened (new, resumed or replacing an old run) and locked by rank 0.
     state: list[RunState] = []
 
     def open_run_folder() -> tuple[bool, bool, list[str]]:
@@ -296,7 +297,7 @@ def _train_in_run(videos: list[Path], name: str, cfg: DanceConfig, run_dir: Path
     continuing, _created, open_notes = distributed.run_on_main(open_run_folder, dist_info)
     notes.extend(open_notes)
 
-    # 1. Data (cached in RUNS/NAME/data: rank 0 decodes and detects, the other ranks read its cache).
+    # 2. Data (cached in RUNS/NAME/data: rank 0 decodes and detects, the other ranks read its cache).
     info = probe(videos[0])
     target_size = (info.width, info.height)
     canvas = final_canvas(cfg, target_size)
@@ -322,7 +323,7 @@ def _train_in_run(videos: list[Path], name: str, cfg: DanceConfig, run_dir: Path
         log.warning(notes[-1])
     style = RenderStyle(thickness_scale=cfg.render_thickness)
 
-    # 2. Stages.
+    # 3. Stages.
     results: list[StageResult] = []
     body = None
     face = None
@@ -336,7 +337,7 @@ def _train_in_run(videos: list[Path], name: str, cfg: DanceConfig, run_dir: Path
         else:
             body = net
 
-    # 3. The model file.
+    # 4. The model file.
     model_path = run_dir / MODEL_FILE
     resolution = canvas
     n_train, n_val = len(pairs), len(val_idx)
