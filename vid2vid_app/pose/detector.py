@@ -393,3 +393,62 @@ def detect_sequence(frames: Iterable[np.ndarray], fps: float, size: tuple[int, i
         stats.count(seq)
         stats.seconds = time.perf_counter() - start
     return seq
+
+
+class PersonSegmenter:
+    """MediaPipe Pose's person segmentation (``enable_segmentation=True``, the full model bundled
+    in the wheel): a soft mask of the followed person per frame.
+
+    ``static_image_mode`` as for :class:`PoseDetector` (False: video frames, the person is tracked
+    and the mask smoothed over time). The mask covers the person the pose model follows (one
+    person; other people count as background).
+    """
+
+    def __init__(self, static_image_mode: bool = False, min_confidence: float = 0.5) -> None:
+        import mediapipe as mp
+
+        options = dict(static_image_mode=static_image_mode, model_complexity=1, smooth_landmarks=True,
+                       enable_segmentation=True, smooth_segmentation=not static_image_mode,
+                       min_detection_confidence=min_confidence, min_tracking_confidence=min_confidence)
+        with _native_stderr_silenced():
+            self._graph = mp.solutions.pose.Pose(**options)
+            self._graph.process(np.zeros((32, 32, 3), dtype=np.uint8))
+        self._started = False
+
+    def segment(self, frame_rgb: np.ndarray) -> np.ndarray:
+        """float32 (H, W) mask in [0, 1] (1 = person) of a uint8 RGB (H, W, 3) frame; all zeros
+        when nobody is found."""
+        if self._graph is None:
+            raise RuntimeError("PersonSegmenter is closed")
+        if frame_rgb.dtype != np.uint8 or frame_rgb.ndim != 3 or frame_rgb.shape[2] != 3:
+            raise ValueError(f"expected a uint8 (H, W, 3) RGB frame, got {frame_rgb.dtype} {frame_rgb.shape}")
+        frame_rgb = np.ascontiguousarray(frame_rgb)
+        if self._started:
+            result = self._graph.process(frame_rgb)
+        else:  # the landmark and segmentation models print their start-up chatter on first use
+            with _native_stderr_silenced():
+                result = self._graph.process(frame_rgb)
+            self._started = result.pose_landmarks is not None
+        mask = result.segmentation_mask
+        if mask is None or result.pose_landmarks is None:
+            return np.zeros(frame_rgb.shape[:2], np.float32)
+        return np.clip(np.asarray(mask, dtype=np.float32), 0.0, 1.0)
+
+    def close(self) -> None:
+        if self._graph is not None:
+            self._graph.close()
+            self._graph = None
+
+    def __enter__(self) -> PersonSegmenter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def segment_frames(frames: Iterable[np.ndarray], *, static: bool = False, quiet: bool = True,
+                   total: int | None = None, desc: str = "person masks") -> Iterable[np.ndarray]:
+    """Yield the person mask (float32 (H, W) in [0, 1]) of each uint8 RGB frame, in order."""
+    with PersonSegmenter(static_image_mode=static) as seg:
+        for frame in progress(frames, total=total, desc=desc, unit="frame", quiet=quiet):
+            yield seg.segment(frame)
