@@ -42,10 +42,10 @@ def output_locked_by_another_process(path: str | os.PathLike, ready_dir: Path) -
 
 
 @contextlib.contextmanager
-def full_tmpfs(folder: Path) -> Iterator[Path]:
-    """Mount a 1 MiB tmpfs on ``folder`` and fill it to the last byte (new empty files can still be
-    created, but any write of data fails with ENOSPC); unmounted afterwards. Skips the test where
-    mounting is not permitted (not root, or in a container without the capability)."""
+def full_tmpfs(folder: Path, free: int = 0) -> Iterator[Path]:
+    """Mount a 1 MiB tmpfs on ``folder`` and fill it up to its last ``free`` bytes (new empty files
+    can still be created, but writing more data fails with ENOSPC); unmounted afterwards. Skips the
+    test where mounting is not permitted (not root, or in a container without the capability)."""
     folder.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)],
                             capture_output=True, text=True)
@@ -55,6 +55,8 @@ def full_tmpfs(folder: Path) -> Iterator[Path]:
         with open(folder / "filler", "wb", buffering=0) as filler, contextlib.suppress(OSError):
             while True:
                 filler.write(b"\0" * 4096)
+        if free:
+            os.truncate(folder / "filler", max(0, (folder / "filler").stat().st_size - free))
         yield folder
     finally:
         subprocess.run(["umount", "-l", str(folder)], capture_output=True)

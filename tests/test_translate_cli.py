@@ -376,3 +376,33 @@ def test_summaries_count_in_the_right_number(runs, tmp_path, shared_samples):
                     "--runs-dir", tmp_path / "runs", "--steps", 1)
     assert "data: train_pairs" in result.output
     assert "trained pix2pix model one: 1 step in" in result.output
+
+
+def test_export_checks_its_output_before_loading_and_survives_a_full_disk(runs, tmp_path):
+    from fileio_utils import full_tmpfs
+
+    result = invoke("export", "--model", "p2p", "--onnx", "/proc/m.onnx", "--runs-dir", runs["runs"], ok=False)
+    assert result.exit_code == 1 and "cannot write into /proc: this location does not take new files." in result.output
+    with full_tmpfs(tmp_path / "disk") as disk:
+        result = invoke("export", "--model", "p2p", "--onnx", disk / "m.onnx", "--runs-dir", runs["runs"], ok=False)
+        assert result.exit_code == 1
+        assert result.output.strip() == (f"Error: cannot write {disk / 'm.onnx'}: no space left on device (ENOSPC); "
+                                         "free some space or choose another location.")
+        assert sorted(p.name for p in disk.iterdir()) == ["filler"]
+
+
+@pytest.mark.parametrize("free", [0, 256 << 10], ids=["full", "room-for-logs-only"])
+def test_training_onto_a_full_disk_is_one_sentence_and_leaves_no_run(runs, tmp_path, free):
+    """A full disk stops training with one sentence naming the file (the lock file, or the first
+    checkpoint, which torch reports without an errno), and the new run folder is not left behind."""
+    from fileio_utils import full_tmpfs
+
+    dir_a, dir_b = runs["paired"]
+    with full_tmpfs(tmp_path / "disk", free=free) as disk:
+        result = invoke("train", "--mode", "pix2pix", "--preset", "tiny", "--paired", dir_a, dir_b, "--name", "x",
+                        "--runs-dir", disk / "runs", "--steps", 1, "-q", ok=False)
+        assert result.exit_code == 1
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"Error: cannot {'lock' if free == 0 else 'write'} ")
+        assert lines[0].endswith(": no space left on device (ENOSPC); free some space or choose another location.")
+        assert not (disk / "runs" / "x").exists()

@@ -194,8 +194,11 @@ def exclusive_lock(lock_file: str | os.PathLike, what: str, *, notes: list[str] 
         previous = os.pread(fd, 32, 0).decode(errors="replace").strip()
         if previous.isdigit() and int(previous) != os.getpid() and notes is not None:
             notes.append(f"took over the lock of {what} left by process {previous}, which is gone.")
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as exc:  # e.g. a full disk: even the pid does not fit
+            raise UserError(os_error_message(exc, lock_file, "lock")) from None
         try:
             yield lock_file
         finally:
