@@ -16,9 +16,11 @@ Generator export (what inference loads)::
 
     {"format_version", "kind": "generator", "generator_config": G.config,
      "generator_state": state_dict, "meta": JSON-able dict,
-     "extra_generators": {name: {"config", "state"}}}   # e.g. CycleGAN's second generator
+     "extra_generators": {name: {"config", "state"}},   # e.g. CycleGAN's second generator
+     "tensors": {name: tensor}}   # optional: data inference needs besides weights (a plate image)
 
-``meta`` holds JSON-able data only (configs, statistics); tensors belong in the state dicts.
+``meta`` holds JSON-able data only (configs, statistics); tensors belong in the state dicts or in
+``tensors`` (absent from files that have none, so older readers see the layout they know).
 """
 
 from __future__ import annotations
@@ -148,11 +150,13 @@ def generator_from_payload(payload: Mapping[str, Any], device: str | torch.devic
 
 
 def export_generator(path: str | os.PathLike, generator: nn.Module, meta: Mapping[str, Any] | None = None,
-                     extra_generators: Mapping[str, nn.Module] | None = None) -> Path:
+                     extra_generators: Mapping[str, nn.Module] | None = None,
+                     tensors: Mapping[str, torch.Tensor] | None = None) -> Path:
     """Write the small file inference needs: the generator's config and weights plus ``meta``.
 
     ``extra_generators`` adds more generators by name (a CycleGAN export stores G_A as the main
-    generator and ``{"G_B": G_B}`` as an extra one). Written atomically.
+    generator and ``{"G_B": G_B}`` as an extra one); ``tensors`` adds named tensors (copied to the
+    CPU). Written atomically.
     """
     main = generator_payload(generator)
     state = {
@@ -163,6 +167,8 @@ def export_generator(path: str | os.PathLike, generator: nn.Module, meta: Mappin
         "meta": dict(meta or {}),
         "extra_generators": {name: generator_payload(g) for name, g in (extra_generators or {}).items()},
     }
+    if tensors:
+        state["tensors"] = {name: t.detach().cpu().clone() for name, t in tensors.items()}
     return save_checkpoint(path, state)
 
 

@@ -2,8 +2,8 @@
 
 Batch: the temporal batch (``pose0``, ``pose1``, ``frame0``, ``frame1``) plus ``box0``, ``box1``:
 (N, 4) face boxes ``(x0, y0, x1, y1)`` in pixels of the frames. The finished body generator runs
-frozen in eval mode, exactly as in its own training (frame 1 conditioned on the generated frame 0),
-and only the face networks train. For both frames::
+frozen in eval mode, exactly as in its own training (frame 1 conditioned on the generated frame 0;
+a person layer composited over the batch's ``"plate"``), and only the face networks train. For both frames::
 
     gen_t   = G_body(...)                                     (no gradient)
     pose_c, gen_c, real_c = face crops of pose_t, gen_t, frame_t (crop_faces, out_size x out_size)
@@ -56,7 +56,8 @@ class FaceObjective(MultiScaleGANObjective):
         size = self.crop_size
 
         with torch.no_grad(), amp.autocast():
-            gen0, gen1 = generate_pair(self.G_body, batch["pose0"], batch["pose1"])
+            # A person-layer body generator makes composites over the batch's plate.
+            gen0, gen1 = generate_pair(self.G_body, batch["pose0"], batch["pose1"], batch.get("plate"))
         # Both frames as one batch of 2N; S = crop size.
         boxes = torch.cat((batch["box0"], batch["box1"]), 0)  # (2N, 4)
         pose_c = crop_faces(torch.cat((batch["pose0"], batch["pose1"]), 0), boxes, size)  # (2N, P, S, S)
