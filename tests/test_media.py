@@ -291,3 +291,18 @@ def test_unreadable_image_in_a_folder_is_a_clear_error(folder):
             list(src)
     finally:
         (folder / "img2.png").chmod(0o644)
+
+
+def test_folder_that_appears_while_writing_is_kept(folder, tmp_path):
+    """Without --overwrite the existence check is repeated at the end: a folder another program
+    created meanwhile is neither replaced nor written into."""
+    src = open_media(folder)
+    out = tmp_path / "out"
+    sink = open_sink(out, src)
+    sink.write(_solid(1))
+    out.mkdir()
+    (out / "theirs.txt").write_text("theirs")
+    with pytest.raises(UserError, match="appeared while this command was writing it"):
+        sink.close()
+    assert [p.name for p in out.iterdir()] == ["theirs.txt"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
