@@ -51,6 +51,9 @@ def _default_steps() -> str:
               help="Stick figures from holistic landmarks (body, face and hands) or the body's only; the model "
                    "keeps this setting [default: holistic].")
 @workers_option
+@click.option("--person-layer/--full-frame", "person_layer", default=None,
+              help="Generate only the person (colour and an alpha matte) over the target's clean background plate, "
+                   "or whole frames as Everybody Dance Now [default: the person layer unless the camera moves].")
 @click.option("--vgg-weights", type=click.Path(path_type=Path), default=None,
               help="ImageNet weight file of --vgg-backbone for the perceptual loss [default: $VID2VID_VGG_WEIGHTS, "
               "$VID2VID_WEIGHTS_DIR, the torch hub cache].")
@@ -73,7 +76,7 @@ def _default_steps() -> str:
 @threads_option
 @user_errors
 def train_cmd(videos, name, runs_dir, preset, stages, face, steps, size, ngf, batch_size, lr, device,
-              num_workers, landmarks, workers, vgg_weights, vgg_backbone, no_vgg, seed, checkpoint_every, val_fraction,
+              num_workers, landmarks, workers, person_layer, vgg_weights, vgg_backbone, no_vgg, seed, checkpoint_every, val_fraction,
               amp, tensorboard,
               cpu_bf16, deterministic, sync_bn, resume, overwrite, dry_run, quiet) -> None:
     """Train a per-subject motion-transfer model on TARGET video(s) of one person.
@@ -91,6 +94,7 @@ def train_cmd(videos, name, runs_dir, preset, stages, face, steps, size, ngf, ba
         "size": parse_size(size) if size else None,
         "size_explicit": True if size else None,
         "ngf": ngf, "val_fraction": val_fraction, "landmarks": landmarks, "pose_workers": workers,
+        "layer": None if person_layer is None else ("person" if person_layer else "full"),
         "vgg_weights": str(vgg_weights) if vgg_weights else None, "vgg_backbone": vgg_backbone,
         "vgg": False if no_vgg else (True if vgg_weights else None),
     }

@@ -93,6 +93,15 @@ class DanceConfig:
     # paper). Regularises small datasets.
     pose_jitter: float = 0.0
 
+    # The person layer: "person" generates the person as colour + alpha composited over the
+    # target's clean background plate, "full" the whole frame (the paper), "auto" the person
+    # layer unless the target's camera moves. The field's default is "full" because configs
+    # written before the person layer existed lack it; both presets use "auto".
+    layer: str = "full"
+    lambda_mask: float = 1.0  # alpha vs the person segmentation (a light guide)
+    lambda_halo: float = 5.0  # partial alpha far from the person (a halo once the background is swapped)
+    halo_margin: float = 0.05  # "far": beyond this x the canvas height from the person mask
+
     # Data.
     val_fraction: float = 0.1
     val_max_frames: int = 64
@@ -120,10 +129,11 @@ class DanceConfig:
 
 
 PRESETS: dict[str, dict] = {
-    "standard": {"preset": "standard", "landmarks": "holistic"},
+    "standard": {"preset": "standard", "landmarks": "holistic", "layer": "auto"},
     "tiny": {
         "preset": "tiny",
         "landmarks": "holistic",
+        "layer": "auto",
         "size": (128, 64),
         "stages": ("global",),
         "ngf": 16,
@@ -173,6 +183,8 @@ def validate(cfg: DanceConfig) -> None:
     """Raise :class:`UserError` for impossible settings (one sentence each)."""
     if cfg.landmarks not in ("holistic", "body"):
         raise UserError(f"unknown landmarks {cfg.landmarks!r}; choose holistic or body.")
+    if cfg.layer not in ("auto", "person", "full"):
+        raise UserError(f"unknown layer mode {cfg.layer!r}; choose auto, person or full.")
     for stage in cfg.stages:
         if stage not in STAGES:
             raise UserError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}.")

@@ -5,7 +5,9 @@ drawn on the fly at the stage's resolution with the same renderer used at transf
 
     {"pose0", "pose1": float (3, H, W) in [-1, 1], stick figures at t and t+1,
      "frame0", "frame1": float (3, H, W) in [-1, 1], the real frames,
-     "box0", "box1": float (4,) face boxes (x0, y0, x1, y1) in pixels (only with ``face_boxes``)}
+     "box0", "box1": float (4,) face boxes (x0, y0, x1, y1) in pixels (only with ``face_boxes``),
+     "plate": float (3, H, W) in [-1, 1], the background plate of the pair's video, and
+     "mask0", "mask1": float (1, H, W) in [0, 1], the person masks (only with ``layer``)}
 
 The prepared frames are stored at the last stage's canvas; an earlier stage at half that size
 (the global stage under a local enhancer) gets frames averaged over 2x2 blocks and keypoints
@@ -29,6 +31,18 @@ def downscale_frame(frame: np.ndarray, factor: int) -> np.ndarray:
     h, w, c = frame.shape
     blocks = np.asarray(frame, dtype=np.float32).reshape(h // factor, factor, w // factor, factor, c)
     return np.round(blocks.mean(axis=(1, 3))).astype(np.uint8)
+
+
+def stage_plates(layer, factor: int) -> torch.Tensor:
+    """The plates of ``layer`` (V, H, W, 3) uint8 at a stage ``factor`` times smaller ->
+    float (V, 3, H / factor, W / factor) in [-1, 1]."""
+    return torch.cat([to_tensor(downscale_frame(p, factor)) for p in layer.plates])
+
+
+def stage_mask(mask: np.ndarray, factor: int) -> torch.Tensor:
+    """uint8 (H, W) mask (255 = person) -> float (1, H / factor, W / factor) in [0, 1]."""
+    small = downscale_frame(np.asarray(mask)[..., None], factor)[..., 0]
+    return torch.from_numpy(small.astype(np.float32) / 255.0)[None]
 
 
 class StagePoses:
@@ -71,7 +85,8 @@ class TemporalPairDataset(Dataset):
     """Pairs (t, t+1) for the given pair starts (see :meth:`PreparedData.split`).
 
     ``factor`` = canvas size / stage size (1 or 2). ``face_boxes`` adds "box0"/"box1" (boxes of
-    side ``face_side``; give only pairs whose frames both show a face).
+    side ``face_side``; give only pairs whose frames both show a face). ``layer`` (the
+    :class:`~vid2vid_app.dance.layer.LayerData` of ``data``) adds the plate and the person masks.
 
     ``pose_jitter`` > 0 perturbs the stick figures (not the frames): one random shift of the whole
     figure shared by both frames, standard deviation ``pose_jitter`` x the stage's height, plus
@@ -81,8 +96,12 @@ class TemporalPairDataset(Dataset):
     """
 
     def __init__(self, data: PreparedData, pairs: np.ndarray, style, factor: int = 1,
-                 face_boxes: bool = False, face_side: int | None = None, pose_jitter: float = 0.0):
+                 face_boxes: bool = False, face_side: int | None = None, pose_jitter: float = 0.0,
+                 layer=None):
         self.data = data
+        self.layer = layer
+        self.plates = None if layer is None else stage_plates(layer, factor)
+        self._masks = None
         self.pairs = np.asarray(pairs, dtype=np.int64)
         self.poses = StagePoses(data, factor, style)
         self.face_boxes = face_boxes
@@ -98,6 +117,12 @@ class TemporalPairDataset(Dataset):
         if self._frames is None:
             self._frames = self.data.frames
         return downscale_frame(self._frames[t], self.poses.factor)
+
+    def mask(self, t: int) -> torch.Tensor:
+        """float (1, H, W) person mask of frame ``t`` in [0, 1] at the stage's resolution."""
+        if self._masks is None:
+            self._masks = self.layer.masks
+        return stage_mask(self._masks[t], self.poses.factor)
 
     def _jitter(self, shift: np.ndarray, sigma: float) -> np.ndarray:
         """(K, 2) training-time offsets: ``shift`` (1, 2) for the whole figure plus noise of
@@ -127,6 +152,9 @@ class TemporalPairDataset(Dataset):
             "frame0": to_tensor(self.frame(t))[0],
             "frame1": to_tensor(self.frame(t + 1))[0],
         }
+        if self.layer is not None:
+            item["plate"] = self.plates[int(self.data.segment[t])]
+            item["mask0"], item["mask1"] = self.mask(t), self.mask(t + 1)
         if self.face_boxes:
             for key, frame in (("box0", t), ("box1", t + 1)):
                 box = self.poses.face_box(frame, self.face_side)
@@ -138,4 +166,5 @@ class TemporalPairDataset(Dataset):
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_frames"] = None  # never pickle the memory map's contents
+        state["_masks"] = None
         return state

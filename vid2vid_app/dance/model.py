@@ -13,7 +13,11 @@ transfer needs (a plain dict, loadable with ``torch.load(weights_only=True)``):
 - ``resolution`` (w, h) of the generator's canvas and ``letterbox``: how target-video pixel
   coordinates map into that canvas (scale, then offset), exactly as the training frames were fitted;
 - ``data``: where the run's prepared frames live (relative to the model file) and which frames were
-  held out for validation, for ``dance evaluate``.
+  held out for validation, for ``dance evaluate``;
+- the tensor ``plates`` (V, H, W, 3) uint8, only for a person-layer model: the clean background
+  plate of each target video at ``resolution``; its generator emits colour + alpha (4 channels)
+  and frames are composited over the first plate (:mod:`vid2vid_app.models.person_layer`).
+  Files without it are full-frame models, as every file written before the person layer.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from ..config import from_dict, to_dict
 from ..device import autocast, autocast_dtype, resolve_device
 from ..errors import UserError
 from ..imaging import Letterbox, crop_to, keypoints_to_canvas, pad_to_multiple
+from ..models.person_layer import LAYER_CHANNELS, composite, split_layers
 from .config import DanceConfig
 
 APP = "dance"  # meta["app"] of a dance model file
@@ -56,10 +61,12 @@ def stats_from_json(data: Any):
 def save_dance_model(path: str | os.PathLike, *, generator: torch.nn.Module,
                      face_generator: torch.nn.Module | None, config: DanceConfig, target_stats,
                      render_style, target_size: tuple[int, int], resolution: tuple[int, int],
-                     letterbox: Letterbox, stage: str, data: dict[str, Any] | None = None) -> Path:
+                     letterbox: Letterbox, stage: str, data: dict[str, Any] | None = None,
+                     plates: np.ndarray | None = None) -> Path:
     """Write the model file: the one generator-export format every trained network uses
     (:func:`vid2vid_app.training.export_generator`), with the face generator as the extra generator
-    "face" and what transfer needs in ``meta``. Written atomically; tensors moved to the CPU."""
+    "face", what transfer needs in ``meta`` and, for a person layer, the ``plates`` (V, H, W, 3)
+    uint8 as the tensor "plates". Written atomically; tensors moved to the CPU."""
     from ..training.checkpoint import export_generator
 
     meta = {
@@ -76,13 +83,15 @@ def save_dance_model(path: str | os.PathLike, *, generator: torch.nn.Module,
         "data": data or {},
     }
     extras = {"face": face_generator} if face_generator is not None else {}
-    return export_generator(path, generator, meta, extra_generators=extras)
+    tensors = {"plates": torch.from_numpy(np.ascontiguousarray(plates, dtype=np.uint8))} if plates is not None else None
+    return export_generator(path, generator, meta, extra_generators=extras, tensors=tensors)
 
 
 def read_model_file(path: str | os.PathLike) -> dict[str, Any]:
     """The model's contents (``weights_only`` load) as one flat dict: ``generator_config``,
     ``generator_state``, ``face_generator_config`` / ``_state`` (None without a face stage) and
-    the metadata keys of :func:`save_dance_model`. Reads the generator-export format and the
+    the metadata keys of :func:`save_dance_model`, and ``plates`` ((V, H, W, 3) uint8 tensor of a
+    person-layer model, else None). Reads the generator-export format and the
     format of version 0.1 (kind "vid2vid_app.dance_model"); :class:`UserError` for anything else."""
     from ..training.checkpoint import FORMAT_VERSION
 
@@ -99,14 +108,15 @@ def read_model_file(path: str | os.PathLike) -> dict[str, Any]:
         raise UserError(f"{path} was written by a newer version of vid2vid_app (format "
                         f"{payload['format_version']}); upgrade to load it.")
     if payload.get("kind") == LEGACY_KIND:
-        return payload
+        return {"plates": None, **payload}  # 0.1 files were all full-frame models
     meta = payload.get("meta") if payload.get("kind") == "generator" else None
     if not isinstance(meta, dict) or meta.get("app") != APP:
         raise UserError(f"{path} is not a `dance train` model file.")
     face = (payload.get("extra_generators") or {}).get("face")
     return {**meta, "generator_config": payload["generator_config"], "generator_state": payload["generator_state"],
             "face_generator_config": face["config"] if face else None,
-            "face_generator_state": face["state"] if face else None}
+            "face_generator_state": face["state"] if face else None,
+            "plates": (payload.get("tensors") or {}).get("plates")}
 
 
 def _build(config: dict[str, Any], state: dict[str, torch.Tensor], path: Path) -> torch.nn.Module:
@@ -126,7 +136,8 @@ class DanceModel:
     """A trained per-subject model, ready for inference.
 
     ``generator`` maps cat(pose image, previous output) (N, 6, H, W) in [-1, 1] to a frame
-    (N, 3, H, W) in [-1, 1] at ``resolution`` (w, h). ``face_generator`` (or None) refines the face
+    (N, 3, H, W) in [-1, 1] at ``resolution`` (w, h), or for a person layer (``plates`` (V, H, W, 3)
+    uint8, not None) to colour + alpha (N, 4, H, W), composited over ``plate`` (the first plate). ``face_generator`` (or None) refines the face
     crop. ``target_stats`` and ``target_size`` (w, h) describe the target video in its own pixels;
     ``render`` maps such coordinates into the canvas like the training frames were letterboxed.
     """
@@ -143,6 +154,13 @@ class DanceModel:
     stage: str = "global"
     path: Path | None = None
     data: dict[str, Any] | None = None
+    plates: torch.Tensor | None = None
+    plate: torch.Tensor | None = None  # (1, 3, H, W) float in [-1, 1] on ``device``: plates[0]
+
+    @property
+    def person_layer(self) -> bool:
+        """True for a model that generates the person over a background plate."""
+        return self.plates is not None
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device | None = "cpu") -> DanceModel:
@@ -171,6 +189,7 @@ class DanceModel:
             stage=str(payload.get("stage", "global")),
             path=path,
             data=dict(payload.get("data") or {}),
+            plates=check_plates(payload, path),
         )
         return model.to(device)
 
@@ -181,6 +200,10 @@ class DanceModel:
         self.generator.to(self.device, memory_format=memory_format)
         if self.face_generator is not None:
             self.face_generator.to(self.device, memory_format=memory_format)
+        if self.plates is not None:
+            from ..imaging import to_tensor
+
+            self.plate = to_tensor(self.plates[0].numpy()).to(self.device)
         return self
 
     @property
@@ -233,23 +256,58 @@ class DanceModel:
         pose_images: (N, 3, H, W) in [-1, 1] at ``resolution``; prev: the previous generated
         frames (N, 3, H, W) in [-1, 1], or None for the first frame (zeros, as in training).
         boxes: (N, 4) face boxes from :meth:`face_box`; the face stage is applied when the model
-        has one and boxes are given. Returns (N, 3, H, W) float32 in [-1, 1] on ``device``.
+        has one and boxes are given. Returns (N, 3, H, W) float32 in [-1, 1] on ``device``; a person
+        layer's frames are composites over :attr:`plate` (see :meth:`generate_layers`).
         """
+        return self.generate_layers(pose_images, prev, boxes)[0]
+
+    @torch.inference_mode()
+    def generate_layers(self, pose_images: torch.Tensor, prev: torch.Tensor | None = None,
+                        boxes: torch.Tensor | np.ndarray | None = None):
+        """:meth:`generate` with the layers: ``(frame, colour, alpha)``, float32 on ``device``:
+        frame (N, 3, H, W) in [-1, 1] (over the plate, face refined); for a person layer colour
+        (N, 3, H, W) in [-1, 1] (the face stage's change added) and alpha (N, 1, H, W) in [0, 1],
+        else both None."""
         pose = pose_images.to(self.device, torch.float32)
         prev = torch.zeros_like(pose[:, :3]) if prev is None else prev.to(self.device, torch.float32)
         x = torch.cat([pose, prev], dim=1)
         x, hw = pad_to_multiple(x, int(getattr(self.generator, "stride", 1)))
         if self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
+        colour = alpha = None
         with autocast(self.device, autocast_dtype(self.device)):
             out = crop_to(self.generator(x), hw).float()
+            if self.plate is not None:
+                colour, alpha = split_layers(out)
+                out = composite(colour, alpha, self.plate)
             if self.face_generator is not None and boxes is not None:
-                out = self._refine_faces(out, pose, boxes)
-        return out.float().clamp_(-1.0, 1.0)
+                refined = self._refine_faces(out, pose, boxes).float()
+                if colour is not None:
+                    colour = colour + (refined - out)
+                out = refined
+        if colour is not None:
+            colour, alpha = colour.float().clamp_(-1.0, 1.0), alpha.float().clamp_(0.0, 1.0)
+        return out.float().clamp_(-1.0, 1.0), colour, alpha
 
     def _refine_faces(self, frames: torch.Tensor, pose: torch.Tensor, boxes) -> torch.Tensor:
         boxes = torch.as_tensor(np.asarray(boxes, dtype=np.float32), device=self.device).reshape(-1, 4)
         return refine_faces(self.face_generator, frames, pose, boxes, self.face_size)
+
+
+def check_plates(payload: dict[str, Any], path: Path) -> torch.Tensor | None:
+    """The plates (V, H, W, 3) uint8 of a model file's contents, or None for a full-frame model;
+    :class:`UserError` when the plates and the generator's channels disagree."""
+    plates = payload.get("plates")
+    channels = int(payload["generator_config"].get("out_channels", 3))
+    if plates is None:
+        if channels == LAYER_CHANNELS:
+            raise UserError(f"{path}: the generator paints a person layer but the file holds no background plate.")
+        return None
+    w, h = (int(v) for v in payload["resolution"])
+    if channels != LAYER_CHANNELS or plates.dtype != torch.uint8 or tuple(plates.shape[1:]) != (h, w, 3):
+        raise UserError(f"{path}: the stored background plates ({tuple(plates.shape)}) do not fit its "
+                        f"{w}x{h} generator of {channels} channels.")
+    return plates
 
 
 def refine_faces(face_generator: torch.nn.Module, frames: torch.Tensor, pose: torch.Tensor,

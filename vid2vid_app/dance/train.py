@@ -33,10 +33,12 @@ from ..config import changed_fields, load_json, save_json, to_dict
 from ..device import resolve_device, thread_note
 from ..errors import UserError
 from ..imaging import to_tensor, to_uint8
+from ..models.person_layer import LAYER_CHANNELS, generate_composite
 from ..progress import plural
 from ..runs import MODEL_FILE, RunState, check_run_folder, open_run, run_folder
 from .config import DanceConfig, final_canvas, validate
-from .dataset import StagePoses, TemporalPairDataset, downscale_frame
+from .dataset import StagePoses, TemporalPairDataset, downscale_frame, stage_plates
+from .layer import LayerData, decide_layer, prepare_layer
 from .model import refine_faces, save_dance_model
 from .prepare import PreparedData, prepare_dance_data
 
@@ -72,13 +74,14 @@ class DanceTrainSummary:
     val_frames: int
     resolution: tuple[int, int]
     notes: list[str]
+    generation: str = "full frame"  # or the person layer
 
     def lines(self) -> list[str]:
         """Human-readable summary lines."""
         out = [f"model {self.name}: {self.model_path}",
                f"data: {plural(self.frames, 'frame')} ({self.frames_with_person} with a person), "
                f"{plural(self.train_pairs, 'training pair')}, {plural(self.val_frames, 'held-out frame')}",
-               f"resolution {self.resolution[0]}x{self.resolution[1]}, total time {self.seconds:.1f} s on {thread_note()}"]
+               f"resolution {self.resolution[0]}x{self.resolution[1]}, {self.generation}, total time {self.seconds:.1f} s on {thread_note()}"]
         for r in self.stages:
             val = ", ".join(f"{k} {v:.2f}" for k, v in r.val.items()) if r.val else "no validation"
             state = " (already finished)" if r.skipped else ""
@@ -117,17 +120,18 @@ def resolve_config(run_dir: Path, cfg: DanceConfig, continuing: bool, videos: li
 # Networks per stage
 # ---------------------------------------------------------------------------------------------
 
-def build_global(cfg: DanceConfig):
+def build_global(cfg: DanceConfig, out_channels: int = 3):
+    """The global generator; ``out_channels`` 4 for a person layer (colour + alpha)."""
     from ..models import build_generator
 
-    return build_generator("global", in_channels=POSE_CHANNELS + 3, out_channels=3, ngf=cfg.ngf,
+    return build_generator("global", in_channels=POSE_CHANNELS + 3, out_channels=out_channels, ngf=cfg.ngf,
                            n_downsample=cfg.n_downsample, n_blocks=cfg.n_blocks, norm=cfg.norm)
 
 
-def build_local(cfg: DanceConfig, global_generator=None):
+def build_local(cfg: DanceConfig, global_generator=None, out_channels: int = 3):
     from ..models import build_generator, load_global_into_local
 
-    local = build_generator("local", in_channels=POSE_CHANNELS + 3, out_channels=3, ngf=cfg.ngf // 2,
+    local = build_generator("local", in_channels=POSE_CHANNELS + 3, out_channels=out_channels, ngf=cfg.ngf // 2,
                             n_downsample=cfg.n_downsample, n_blocks=cfg.n_blocks, n_local_enhancers=1,
                             n_blocks_local=cfg.n_blocks_local, norm=cfg.norm)
     if global_generator is not None:
@@ -178,11 +182,14 @@ def make_vgg(cfg: DanceConfig, explicit: bool, notes: list[str]):
 # ---------------------------------------------------------------------------------------------
 
 class HeldOut:
-    """Held-out frames at one stage's resolution: real uint8 frames, pose tensors, face boxes."""
+    """Held-out frames at one stage's resolution: real uint8 frames, pose tensors, face boxes and,
+    for a person layer (``plates`` (V, 3, H, W) at the stage, one per video), each frame's plate."""
 
     def __init__(self, data: PreparedData, indices: np.ndarray, style, factor: int, max_frames: int,
-                 face_side: int | None = None):
+                 face_side: int | None = None, plates: torch.Tensor | None = None):
         self.indices = np.asarray(indices[:max_frames], dtype=np.int64)
+        self.plates = ([plates[int(data.segment[t])][None] for t in self.indices] if plates is not None
+                       else [None] * len(self.indices))
         poses = StagePoses(data, factor, style)
         frames = data.frames
         self.real = [downscale_frame(frames[t], factor) for t in self.indices]
@@ -203,11 +210,14 @@ class HeldOut:
         device = next(generator.parameters()).device
         out, prev = [], None
         with eval_mode(generator):
-            for pose, start, box in zip(self.poses, self.starts, self.boxes, strict=True):
+            for pose, start, box, plate in zip(self.poses, self.starts, self.boxes, self.plates, strict=True):
                 pose = pose.to(device)
                 if start or prev is None:
                     prev = torch.zeros_like(pose)
-                fake = generator(torch.cat([pose, prev], dim=1))  # (1, 6, H, W) in -> (1, 3, H, W)
+                if plate is None:
+                    fake = generator(torch.cat([pose, prev], dim=1))  # (1, 6, H, W) in -> (1, 3, H, W)
+                else:  # the person layer's (1, 4, H, W) composited over the plate -> (1, 3, H, W)
+                    fake, _ = generate_composite(generator, torch.cat([pose, prev], dim=1), plate.to(device))
                 if face_generator is not None and box is not None:
                     boxes = torch.as_tensor(box[None], device=device)
                     fake = refine_faces(face_generator, fake, pose, boxes, face_size)
@@ -302,7 +312,7 @@ def _train_in_run(videos: list[Path], name: str, cfg: DanceConfig, run_dir: Path
     target_size = (info.width, info.height)
     canvas = final_canvas(cfg, target_size)
 
-    def prepare() -> tuple[PreparedData, np.ndarray, np.ndarray]:
+    def prepare() -> tuple[PreparedData, np.ndarray, np.ndarray, LayerData | None]:
         # Unusable target videos raise here; open_run then removes the folder it created.
         data = prepare_dance_data(videos, run_dir / "data", canvas, detect_max_side=cfg.detect_max_side,
                                   smooth_method=cfg.smooth_method, max_gap=cfg.max_gap,
@@ -313,9 +323,15 @@ def _train_in_run(videos: list[Path], name: str, cfg: DanceConfig, run_dir: Path
             raise UserError(f"only {len(pairs)} consecutive frame pairs with a person remain for training "
                             f"in {', '.join(map(str, videos))} (after holding out {cfg.val_fraction:.0%}); "
                             "give a longer target video.")
-        return data, pairs, val_idx
+        # Person masks and background plates (once, cached beside the frames) unless --full-frame.
+        layer = prepare_layer(data, quiet=quiet) if cfg.layer != "full" else None
+        return data, pairs, val_idx, layer
 
-    data, pairs, val_idx = distributed.main_process_first(prepare, dist_info)
+    data, pairs, val_idx, layer = distributed.main_process_first(prepare, dist_info)
+    use_layer, layer_note = decide_layer(cfg.layer, layer)
+    notes.extend([layer_note] if layer_note else [])
+    notes.extend(layer.hole_notes if use_layer else [])
+    layer = layer if use_layer else None
     if state:
         state[0].commit()  # the new run's data is good: a run it replaces can go now
     if cfg.preset == "standard" and resolve_device(cfg.train.device).type == "cpu":
@@ -330,7 +346,7 @@ def _train_in_run(videos: list[Path], name: str, cfg: DanceConfig, run_dir: Path
     face_side = stage_face_side(data, cfg) if "face" in cfg.stages else None
     for stage in cfg.stages:
         result, net = train_stage(stage, cfg, data, pairs, val_idx, style, run_dir, vgg=vgg, body=body,
-                                  face_side=face_side, resume=continuing, quiet=quiet)
+                                  face_side=face_side, resume=continuing, quiet=quiet, layer=layer)
         results.append(result)
         if stage == "face":
             face = net
@@ -348,11 +364,14 @@ def _train_in_run(videos: list[Path], name: str, cfg: DanceConfig, run_dir: Path
         data={"dir": "data", "frames_file": data.frames_path.name, "frames": len(data),
               "canvas": list(canvas), "val_start": int(len(data) - round(len(data) * cfg.val_fraction)),
               "val_frames": [int(i) for i in val_idx], "fps": data.fps,
-              "face_side": face_side}), dist_info)
+              "face_side": face_side, "masks_file": layer.masks_path.name if layer else None},
+        plates=layer.plates if layer else None), dist_info)
     return DanceTrainSummary(
         name=name, run_dir=run_dir, model_path=model_path, stages=results,
         seconds=time.perf_counter() - t_start, frames=len(data), frames_with_person=int(data.valid.sum()),
-        train_pairs=n_train, val_frames=n_val, resolution=resolution, notes=notes)
+        train_pairs=n_train, val_frames=n_val, resolution=resolution, notes=notes,
+        generation="person layer over the background plate" + ("s" if len(data.videos) > 1 else "")
+        if layer else "full frame")
 
 
 def stage_face_side(data: PreparedData, cfg: DanceConfig) -> int | None:
@@ -371,9 +390,10 @@ def train_config(cfg: DanceConfig, stage: str):
 
 def train_stage(stage: str, cfg: DanceConfig, data: PreparedData, pairs: np.ndarray, val_idx: np.ndarray,
                 style, run_dir: Path, *, vgg, body, face_side: int | None, resume: bool,
-                quiet: bool) -> tuple[StageResult, torch.nn.Module]:
+                quiet: bool, layer: LayerData | None = None) -> tuple[StageResult, torch.nn.Module]:
     """Train one stage (or load it when already finished); returns its result and its generator
-    (the body generator for global/local, the face generator for face), on the CPU, eval mode."""
+    (the body generator for global/local, the face generator for face), on the CPU, eval mode.
+    With ``layer`` the body generators are person layers (colour + alpha over the plates)."""
     from ..training import distributed, export_generator, load_generator_export, train
     from ..training.objectives import FaceObjective, TemporalObjective
 
@@ -385,18 +405,20 @@ def train_stage(stage: str, cfg: DanceConfig, data: PreparedData, pairs: np.ndar
 
     factor = 2 if (stage == "global" and "local" in cfg.stages) else 1
     heldout = HeldOut(data, val_idx, style, factor, cfg.val_max_frames,
-                      face_side=face_side if stage == "face" else None)
+                      face_side=face_side if stage == "face" else None,
+                      plates=stage_plates(layer, factor) if layer is not None else None)
     face_pairs = pairs
+    body_channels = LAYER_CHANNELS if layer is not None else 3
     torch.manual_seed(cfg.train.seed)  # weight initialisation follows --seed, so runs are reproducible
     if stage == "global":
-        G = build_global(cfg)
+        G = build_global(cfg, body_channels)
         D, Dt = build_discriminators(cfg)
-        objective = TemporalObjective(G, D, Dt, **loss_kwargs(cfg, vgg))
+        objective = TemporalObjective(G, D, Dt, **loss_kwargs(cfg, vgg), **layer_kwargs(cfg, layer))
         val_fn = (lambda _=None: heldout.metrics(objective.generator())) if len(heldout) else None
     elif stage == "local":
-        G = build_local(cfg, body)
+        G = build_local(cfg, body, body_channels)
         D, Dt = build_discriminators(cfg)
-        objective = TemporalObjective(G, D, Dt, **loss_kwargs(cfg, vgg))
+        objective = TemporalObjective(G, D, Dt, **loss_kwargs(cfg, vgg), **layer_kwargs(cfg, layer))
         val_fn = (lambda _=None: heldout.metrics(objective.generator())) if len(heldout) else None
     else:
         from ..models import build_discriminator
@@ -422,7 +444,7 @@ def train_stage(stage: str, cfg: DanceConfig, data: PreparedData, pairs: np.ndar
             val_fn = None
     dataset = TemporalPairDataset(data, face_pairs if stage == "face" else pairs, style, factor=factor,
                                   face_boxes=stage == "face", face_side=face_side,
-                                  pose_jitter=cfg.pose_jitter if stage != "face" else 0.0)
+                                  pose_jitter=cfg.pose_jitter if stage != "face" else 0.0, layer=layer)
     t0 = time.perf_counter()
     result = train(objective, dataset, train_config(cfg, stage), stage_dir, resume=resume, quiet=quiet,
                    app_config={"dance": to_dict(cfg), "stage": stage}, val_fn=val_fn, stage=stage)
@@ -440,6 +462,13 @@ def train_stage(stage: str, cfg: DanceConfig, data: PreparedData, pairs: np.ndar
     val = distributed.run_on_main(export, distributed.setup(cfg.train.device))  # rank 0 writes, every rank gets val
     generator = generator.cpu().eval()
     return StageResult(stage, steps, seconds, val), generator
+
+
+def layer_kwargs(cfg: DanceConfig, layer: LayerData | None) -> dict[str, Any]:
+    """The temporal objective's matte terms: on for a person layer, off for full frames."""
+    if layer is None:
+        return {}
+    return {"lambda_mask": cfg.lambda_mask, "lambda_halo": cfg.lambda_halo, "halo_margin": cfg.halo_margin}
 
 
 def loss_kwargs(cfg: DanceConfig, vgg) -> dict[str, Any]:
