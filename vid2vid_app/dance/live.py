@@ -28,7 +28,9 @@ scale and shift of the last frame that had them.
 **Statistics.** ``frames_in`` frames were captured, ``frames_out`` results produced and
 ``frames_dropped`` replaced before the next stage took them (frames_in = frames_out +
 frames_dropped). Latency is from the moment a frame was captured to the moment its view was
-ready; fps is results per second from the first captured frame to the last result.
+ready; fps is results per second from the first captured frame to the last result;
+``cpu_ms_per_frame_out`` the CPU time of the whole process (every thread) per result over the same
+span, a figure that other programs busy on the same cores change much less than fps and latency.
 """
 
 from __future__ import annotations
@@ -166,6 +168,10 @@ class LiveStats:
         self.latencies_ms: list[float] = []
         self.t_first_in: float | None = None
         self.t_last_out: float | None = None
+        # Process CPU time at the first frame and at the latest result: what the session itself
+        # cost per result, which other processes on the machine do not change (much).
+        self._cpu_first: float | None = None
+        self._cpu_last = 0.0
         self._recent_out: collections.deque[float] = collections.deque(maxlen=30)
         self._recent_ms: collections.deque[float] = collections.deque(maxlen=30)
 
@@ -173,7 +179,7 @@ class LiveStats:
         with self._lock:
             self.frames_in += 1
             if self.t_first_in is None:
-                self.t_first_in = t
+                self.t_first_in, self._cpu_first = t, time.process_time()
 
     def dropped(self, n: int = 1) -> None:
         with self._lock:
@@ -187,7 +193,7 @@ class LiveStats:
             self.latencies_ms.append(ms)
             self._recent_ms.append(ms)
             self._recent_out.append(t_ready)
-            self.t_last_out = t_ready
+            self.t_last_out, self._cpu_last = t_ready, time.process_time()
 
     def recent(self) -> tuple[float, float]:
         """(frames/s, median latency in ms) over the last 30 results, for the status bar."""
@@ -197,10 +203,12 @@ class LiveStats:
         return fps, float(np.median(ms)) if ms else 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        """The ``--stats-json`` contents; fps and latencies are None before the first result."""
+        """The ``--stats-json`` contents; fps and latencies are None before the first result.
+        ``cpu_ms_per_frame_out``: CPU time of the whole process (all threads) per result."""
         with self._lock:
             ms = np.asarray(self.latencies_ms, dtype=np.float64)
             span = (self.t_last_out - self.t_first_in) if self.frames_out and self.t_first_in is not None else 0.0
+            cpu = (self._cpu_last - self._cpu_first) if self.frames_out and self._cpu_first is not None else 0.0
             return {
                 "frames_in": self.frames_in,
                 "frames_out": self.frames_out,
@@ -210,6 +218,7 @@ class LiveStats:
                 "latency_ms_p95": round(float(np.percentile(ms, 95)), 2) if ms.size else None,
                 "frames_without_person": self.frames_without_person,
                 "seconds": round(span, 3),
+                "cpu_ms_per_frame_out": round(1000 * cpu / self.frames_out, 2) if self.frames_out > 1 else None,
             }
 
 
@@ -593,8 +602,9 @@ class LiveReport:
         lines = [f"{self.source}: {s['frames_in']} frames in, {s['frames_out']} out ({fps} frames/s), "
                  f"{s['frames_dropped']} dropped; stopped because {how}"]
         if s["latency_ms_p50"] is not None:
+            cpu = "" if s["cpu_ms_per_frame_out"] is None else f", {s['cpu_ms_per_frame_out']:.0f} ms CPU per result"
             lines.append(f"latency {s['latency_ms_p50']:.0f} ms median, {s['latency_ms_p95']:.0f} ms at the 95th "
-                         f"percentile; nobody in view in {s['frames_without_person']} frames; device {self.device}")
+                         f"percentile{cpu}; nobody in view in {s['frames_without_person']} frames; device {self.device}")
         if not self.calibrated and s["frames_out"]:
             lines.append("the poses were not normalised: calibration did not finish (the whole body, feet "
                          "included, must be in view for the --calibrate window) or --no-normalize was given")

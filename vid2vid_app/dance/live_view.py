@@ -96,13 +96,22 @@ def waiting_screen(width: int, height: int, text: str = "waiting for a person") 
 
 
 def check_display() -> None:
-    """:class:`UserError` when an OpenCV window cannot open (no X11 or Wayland display on Linux);
-    checked before anything starts, since Qt would abort the whole process instead."""
+    """:class:`UserError` when an OpenCV window cannot open on Linux: no X11 or Wayland display,
+    or a local X display (``:N``) whose server is not running. Checked before anything starts,
+    since Qt would abort the whole process instead."""
     from ..errors import UserError
 
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+    if not sys.platform.startswith("linux") or os.environ.get("WAYLAND_DISPLAY"):
+        return
+    display = os.environ.get("DISPLAY", "")
+    if not display:
         raise UserError("--window needs a display, but DISPLAY is not set (no desktop session); "
                         "use -o OUT.mp4 or --serve PORT instead.")
+    host, _, number = display.rpartition(":")
+    number = number.split(".")[0]
+    if host in ("", "unix") and number.isdigit() and not Path(f"/tmp/.X11-unix/X{number}").exists():
+        raise UserError(f"--window: no X server is running on DISPLAY={display}; use -o OUT.mp4 or --serve PORT "
+                        "instead, or start the desktop session (or Xvfb) first.")
 
 
 class Window:
