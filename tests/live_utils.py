@@ -4,7 +4,6 @@ free ports and the desktop tools (Xvfb, xwd, xdotool, Chromium) the window and p
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import socket
 import struct
@@ -110,10 +109,6 @@ def wait_for_window(title: str, env: dict, proc: subprocess.Popen, timeout: floa
             return
         time.sleep(0.5)
     raise AssertionError(f"no window {title!r} within {timeout} s")
-
-
-def env_without_display() -> dict:
-    return {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from dance_transfer_utils import TARGET_SIZE, TARGET_STATS, save_tiny_model
-from live_utils import decode_jpeg, env_without_display, free_port, read_mjpeg_frames
+from live_utils import decode_jpeg, free_port, read_mjpeg_frames
 from pose_utils import standing_pose
 
 from vid2vid_app.cli.dance import dance
@@ -104,6 +104,7 @@ def test_stats_percentiles_fps_and_frame_balance():
     assert d["latency_ms_p95"] == pytest.approx(57.5)
     assert d["fps"] == pytest.approx(6 / 5.06, rel=1e-3)  # 6 results from t=0 to the last at 5.06 s
     assert d["frames_without_person"] == 1
+    assert d["cpu_ms_per_frame_out"] >= 0  # process CPU time between the first frame and the last result
 
 
 def test_stats_before_any_result_are_empty_not_zero():
@@ -327,9 +328,16 @@ def test_serve_port_in_use_is_a_clear_error(runs, bundled_samples):
     assert result.exit_code != 0 and f"port {port} on 127.0.0.1 is already in use" in result.output
 
 
-def test_window_without_a_display_is_a_clear_error(runs, bundled_samples):
-    result = live(runs, "--source", bundled_samples / "target_cam01.mp4", "--window", env=env_without_display())
-    assert result.exit_code != 0 and "--window needs a display" in result.output
+@pytest.mark.parametrize("display, message", [
+    (None, "--window needs a display, but DISPLAY is not set"),
+    (":987", "no X server is running on DISPLAY=:987"),
+], ids=["unset", "no-server"])
+def test_window_without_a_display_is_a_clear_error(runs, bundled_samples, display, message):
+    if Path("/tmp/.X11-unix/X987").exists():
+        pytest.skip("this machine runs an X server on :987")
+    env = {"DISPLAY": display, "WAYLAND_DISPLAY": None}  # None: unset for the command
+    result = live(runs, "--source", bundled_samples / "target_cam01.mp4", "--window", env=env)
+    assert result.exit_code != 0 and message in result.output
 
 
 def test_existing_recording_and_the_source_itself_are_refused(runs, bundled_samples, tmp_path):
