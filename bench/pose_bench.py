@@ -1,8 +1,16 @@
-"""Pose extraction speed: decoding alone, detection alone, and both overlapped (reader thread).
+"""Pose extraction speed.
 
-    python bench/pose_bench.py [--clip PATH] [--max-side 0 640] [--repeat 2]
+    python bench/pose_bench.py [--workers 1 N] [--landmarks body holistic] [--repeat 1]
+    python bench/pose_bench.py --io [--clip PATH] [--max-side 0 640] [--repeat 2]
 
-For each detection size it reports frames/s of
+The pose pass (default): frames/s of the whole detection pass (:func:`detect_chunked`: worker
+processes that decode and detect their own chunks, start-up included) for body vs holistic
+landmarks and 1 vs N worker processes (N = the usable cores), on the bundled clips joined into
+one video (samples/*.mp4 scaled to 360x640 and looped, 800 frames at 60 fps: long enough to be
+cut into chunks), frames downscaled to 640 px as `dance train` and `dance transfer` detect them.
+
+``--io``: decoding alone, detection alone, and both overlapped (reader thread). For each
+detection size it reports frames/s of
   decode      VideoReader only (PyAV decode + RGB conversion, downscaled by the decoder),
   detect      detect_sequence on frames already decoded into memory,
   end to end  detect_sequence fed by a ThreadedReader, i.e. decoding in a background thread
@@ -16,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,6 +34,52 @@ from vid2vid_app.pose import detect_sequence
 from vid2vid_app.video import ThreadedReader, VideoReader
 
 DEFAULT_CLIP = Path(__file__).resolve().parents[1].parent / "shared" / "samples" / "pose2sim_singleperson_cam01.mp4"
+BUNDLED = Path(__file__).resolve().parents[1] / "samples"
+PASS_FRAMES = 800
+
+
+def joined_clip(folder: Path) -> Path:
+    """The bundled clips at 360x640, looped to PASS_FRAMES frames, as one temporary video."""
+    import cv2
+
+    from vid2vid_app.video import VideoWriter, probe
+
+    clips = sorted(folder.glob("*.mp4"))
+    path = Path(tempfile.mkdtemp(prefix="pose_bench.")) / "joined.mp4"
+    written = 0
+    with VideoWriter(path, probe(clips[0]).fps, quality=18, preset="veryfast") as writer:
+        while written < PASS_FRAMES:
+            for clip in clips:
+                for frame in VideoReader(clip):
+                    if written == PASS_FRAMES:
+                        break
+                    writer.write(cv2.resize(frame, (360, 640), interpolation=cv2.INTER_AREA))
+                    written += 1
+    return path
+
+
+def pass_table(clip: Path, landmarks: list[str], workers: list[int], repeat: int) -> None:
+    """Frames/s of the pose pass for each landmark set x worker count (best of ``repeat``)."""
+    from vid2vid_app.pose.detector import DetectionStats
+    from vid2vid_app.pose.parallel import detect_chunked
+    from vid2vid_app.video import FrameRange, probe
+
+    info = probe(clip)
+    print(f"clip: bundled samples joined, {info.frame_count} frames {info.width}x{info.height} at "
+          f"{float(info.fps):g} fps, detected at 640 px, best of {repeat}")
+    print(f"{'landmarks':>10} {'workers':>8} {'chunks':>7} {'frames/s':>9} {'face':>6} {'hands L/R':>10}")
+    for lm in landmarks:
+        for n in workers:
+            best, stats = float("inf"), DetectionStats()
+            for _ in range(repeat):
+                stats = DetectionStats()
+                start = time.perf_counter()
+                detect_chunked(FrameRange(clip, max_side=640), info.frame_count, float(info.fps),
+                               (info.width, info.height), workers=n, landmarks=lm, stats=stats)
+                best = min(best, time.perf_counter() - start)
+            parts = (f"{100 * stats.face / stats.frames:5.0f}% {100 * stats.left_hand / stats.frames:4.0f}/"
+                     f"{100 * stats.right_hand / stats.frames:.0f}%" if lm == "holistic" else f"{'-':>6} {'-':>10}")
+            print(f"{lm:>10} {n:>8} {stats.chunks:>7} {info.frame_count / best:>9.1f} {parts}")
 
 
 def timed(fn) -> float:
@@ -61,15 +116,23 @@ def main() -> None:
     parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="video to decode (default: a 1080x1920 sample)")
     parser.add_argument("--max-side", type=int, nargs="+", default=[0, 640],
                         help="detection sizes to try (0 = full resolution)")
-    parser.add_argument("--repeat", type=int, default=2, help="runs per figure (best is kept)")
+    parser.add_argument("--repeat", type=int, default=None, help="runs per figure (best is kept) [2; pose pass: 1]")
+    parser.add_argument("--io", action="store_true", help="decode/detect/overlap table instead of the pose pass")
+    parser.add_argument("--landmarks", nargs="+", default=["body", "holistic"], choices=["body", "holistic"])
+    parser.add_argument("--workers", type=int, nargs="+", default=None, help="worker counts [1 and the cores]")
     args = parser.parse_args()
-    if not args.clip.exists():
-        raise SystemExit(f"{args.clip} does not exist; pass --clip PATH")
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     print(f"machine: {cpu_name()}, {cores} usable cores (of {os.cpu_count()}), load average "
           f"{load[0]:.1f} at start")
+    if not args.io:
+        workers = args.workers or sorted({1, cores})
+        pass_table(joined_clip(BUNDLED), args.landmarks, workers, args.repeat or 1)
+        return
+    args.repeat = args.repeat or 2
+    if not args.clip.exists():
+        raise SystemExit(f"{args.clip} does not exist; pass --clip PATH")
     print(f"config: {args.clip.name}, MediaPipe Pose model_complexity=1, tracking mode, best of {args.repeat}")
     print()
     print(f"{'detect size':>12} {'frames':>6} {'decode':>9} {'detect':>9} {'end to end':>11} {'serial':>9} {'e2e/detect':>11}")
