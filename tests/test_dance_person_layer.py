@@ -123,3 +123,97 @@ def test_a_moving_camera_falls_back_to_full_frames_with_the_reason(clips, tmp_pa
     assert result.exit_code == 0, result.output
     assert "--person-layer kept although" in result.output
     assert read_model_file(runs / "pan" / "model.pt")["plates"] is not None
+
+
+# ------------------------------------------------------------------------------------- transfer
+
+def transfer_args(layer_run: Path, source: Path, out: Path, *extra: str) -> list[str]:
+    return ["transfer", str(source), "--model", "pl", "--runs-dir", str(layer_run), "-o", str(out), "--end", "12",
+            "--workers", "1", *extra]
+
+
+def _frames(path: Path) -> np.ndarray:
+    return np.stack(list(iter_frames(path)))
+
+
+def test_transfer_over_black_with_the_matte_as_transparent_pngs(layer_run, clips, tmp_path):
+    out, mattes = tmp_path / "black.mp4", tmp_path / "matte"
+    result = run_cli(transfer_args(layer_run, clips["short"], out, "--background", "none", "--alpha", str(mattes)))
+    assert result.exit_code == 0, result.output
+    assert "background: black (none)" in result.output and f"wrote {mattes}" in result.output
+    import cv2
+
+    pngs = sorted(mattes.glob("*.png"))
+    assert len(pngs) == 12
+    rgba = cv2.imread(str(pngs[5]), cv2.IMREAD_UNCHANGED)
+    assert rgba.shape == (114, 64, 4)  # the video part of the 64x128 canvas, with an alpha channel
+    alpha = rgba[..., 3].astype(np.float32) / 255
+    frame = _frames(out)[5][:114].astype(np.float32)  # the encoder pads the odd width to even
+    colour = rgba[..., 2::-1].astype(np.float32)
+    # Over black the output is alpha x colour, up to the encoder's loss.
+    assert np.abs(frame - alpha[..., None] * colour).mean() < 6
+
+
+def test_transfer_over_an_image_of_another_aspect_and_a_matte_video(layer_run, clips, tmp_path):
+    from vid2vid_app.imaging import write_image
+
+    wide = np.zeros((100, 400, 3), np.uint8)
+    wide[:, :200] = (20, 200, 20)
+    wide[:, 200:] = (200, 20, 200)
+    write_image(tmp_path / "wide.png", wide)
+    out, matte = tmp_path / "image.mp4", tmp_path / "matte.mp4"
+    result = run_cli(transfer_args(layer_run, clips["short"], out, "--background", str(tmp_path / "wide.png"),
+                                   "--alpha", str(matte)))
+    assert result.exit_code == 0, result.output
+    assert "400x100 background scaled to cover the 64x114 output and centre-cropped" in result.output
+    frames, mattes = _frames(out), _frames(matte)
+    assert len(frames) == len(mattes) == 12
+    # Where the matte is empty the background shows: green left of the centre, magenta right.
+    empty = mattes[..., 0] < 5
+    left, right = empty.copy(), empty.copy()
+    left[..., 32:] = False
+    right[..., :32] = False
+    assert np.median(frames[left][:, 1]) > 150 and np.median(frames[right][:, 0]) > 150
+
+
+def test_transfer_loops_a_shorter_background_video(layer_run, clips, tmp_path, bundled_samples):
+    short_bg = make_test_clip(tmp_path / "bg.mp4", list(iter_frames(bundled_samples / "target_cam03.mp4", end=5)), 60)
+    out = tmp_path / "video.mp4"
+    result = run_cli(transfer_args(layer_run, clips["short"], out, "--background", str(short_bg)))
+    assert result.exit_code == 0, result.output
+    assert "background video bg.mp4 has 5 frames for the 12 of the output; it is looped" in result.output
+    assert len(_frames(out)) == 12
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: (d / "notes.txt").write_text("not a picture") and d / "notes.txt", "neither a readable video nor an image"),
+    (lambda d: d / "missing.png", "does not exist"),
+    (lambda d: d, "is a folder"),
+])
+def test_bad_background_files_are_refused_before_any_work(layer_run, clips, tmp_path, make, message):
+    out = tmp_path / "out.mp4"
+    result = run_cli(transfer_args(layer_run, clips["short"], out, "--background", str(make(tmp_path))))
+    assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
+    assert "--background" in result.output and not out.exists()
+
+
+def test_full_frame_models_refuse_other_backgrounds_and_mattes(clips, tmp_path):
+    old = Path(__file__).parent / "fixtures" / "model_files" / "dance_model_v1.pt"
+    for extra in (["--background", "none"], ["--alpha", str(tmp_path / "m.mp4")]):
+        result = run_cli(["transfer", str(clips["short"]), "--model", str(old), "-o", str(tmp_path / "o.mp4"),
+                          "--end", "4", "--workers", "1", *extra])
+        assert result.exit_code != 0 and "needs a person-layer model" in result.output
+        assert not (tmp_path / "o.mp4").exists() and not (tmp_path / "m.mp4").exists()
+
+
+@pytest.mark.slow
+def test_transfer_into_the_source_scene(layer_run, clips, tmp_path):
+    plate_out, scene_out = tmp_path / "plate.mp4", tmp_path / "scene.mp4"
+    assert run_cli(transfer_args(layer_run, clips["landscape"], plate_out)).exit_code == 0
+    result = run_cli(transfer_args(layer_run, clips["landscape"], scene_out, "--background", "source"))
+    assert result.exit_code == 0, result.output
+    assert "background: the scene of landscape.mp4" in result.output
+    # The landscape source is the room clip on a black canvas: fitted to cover the portrait output,
+    # its scene keeps a thin black strip of that canvas at the left and right edges.
+    assert "centre-cropped" in result.output
+    assert _frames(scene_out)[:, :, :2].mean() < 15 < _frames(plate_out)[:, :, :2].mean()

@@ -180,11 +180,13 @@ def read_image(path) -> np.ndarray:
 
 
 def encode_image(image: np.ndarray, suffix: str) -> bytes:
-    """uint8 HWC RGB -> the bytes of an image file of ``suffix`` (".png", ".jpg", ...)."""
+    """uint8 HWC RGB (or RGBA, for formats with transparency such as PNG) -> the bytes of an image
+    file of ``suffix`` (".png", ".jpg", ...)."""
     suffix = suffix.lower() or ".png"
     if suffix not in IMAGE_SUFFIXES:
         raise ValueError(f"unknown image suffix {suffix!r}: use one of {', '.join(IMAGE_SUFFIXES)}")
-    ok, buf = cv2.imencode(suffix, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    rgba = image.ndim == 3 and image.shape[2] == 4
+    ok, buf = cv2.imencode(suffix, cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA if rgba else cv2.COLOR_RGB2BGR))
     if not ok:
         raise ValueError(f"cannot encode image as {suffix}")
     return buf.tobytes()

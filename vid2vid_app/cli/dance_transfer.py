@@ -65,6 +65,13 @@ def parse_crop(text: str | None) -> tuple[int, int, int, int] | None:
                    "of detecting the source's poses again; they must belong to SOURCE (same frame count and size).")
 @click.option("--no-normalize", is_flag=True,
               help="Skip global pose normalisation (for a source filmed like the target).")
+@click.option("--background", default=None, metavar="plate|source|none|IMAGE|VIDEO",
+              help="Behind the dancer of a person-layer model: the target's clean plate, the source's own scene, "
+                   "black, or an image or video file (fitted to cover the output and centre-cropped; a shorter "
+                   "video loops).  [default: plate]")
+@click.option("--alpha", type=click.Path(path_type=Path), default=None, metavar="OUT.mp4|DIR",
+              help="Also write the person layer's alpha matte: a grey matte video, or a folder of PNGs with "
+                   "transparency (the dancer's colour with the matte), for compositing elsewhere.")
 @click.option("--quality", default=18, show_default=True, type=click.IntRange(0, 51),
               help="x264 CRF of the output (lower is better; 18 is visually lossless).")
 @encoder_preset_option
@@ -76,7 +83,8 @@ def parse_crop(text: str | None) -> tuple[int, int, int, int] | None:
 @threads_option
 @user_errors
 def transfer_cmd(source: Path, model: str, output: Path, side_by_side: str | None, start: str | None,
-                 end: str | None, crop: str | None, poses: Path | None, no_normalize: bool, quality: int,
+                 end: str | None, crop: str | None, poses: Path | None, no_normalize: bool,
+                 background: str | None, alpha: Path | None, quality: int,
                  encoder_preset: str, device: str,
                  runs_dir: Path | None, overwrite: bool, quiet: bool, workers: int | None = None) -> None:
     """Make the trained target person perform the moves of the person in SOURCE.
@@ -95,7 +103,8 @@ def transfer_cmd(source: Path, model: str, output: Path, side_by_side: str | Non
     options = TransferOptions(
         start=start, end=end, normalize=not no_normalize, side_by_side=side_by_side_path(side_by_side, output),
         crop=parse_crop(crop), poses=poses, device=device, quality=quality,
-        encoder_preset=encoder_preset, quiet=quiet, overwrite=overwrite, workers=workers)
+        encoder_preset=encoder_preset, quiet=quiet, overwrite=overwrite, workers=workers,
+        background=background, alpha=alpha)
     report = transfer(source, model, output, options, runs_dir=runs_dir)
     if not quiet:
         click.echo(report.summary())

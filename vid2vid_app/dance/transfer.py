@@ -37,7 +37,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,7 @@ from ..imaging import (
 )
 from ..progress import plural, progress
 from ..video.writer import check_video_suffix
+from .backdrop import BACKGROUND_WORDS, Backdrop, check_layered, make_backdrop, open_background
 
 # The detector works on frames whose longer side is at most this many pixels (MediaPipe scales
 # its input to 256 px anyway); coordinates are mapped back to the source's own pixels.
@@ -107,6 +108,11 @@ class TransferOptions:
     workers: int | None = None  # processes of the pose pass (None: every core)
     quiet: bool = False
     overwrite: bool = False
+    # Person-layer models only (see vid2vid_app.dance.backdrop): what goes behind the dancer,
+    # "plate" (None: the same), "source", "none" or an image / video file; and where to write
+    # the alpha matte: a video file (grey matte) or a folder (RGBA PNGs: colour with the matte).
+    background: str | os.PathLike | None = None
+    alpha: Path | None = None
 
 
 @dataclass
@@ -134,6 +140,8 @@ class TransferReport:
     generate_seconds: float = 0.0
     total_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    background: str | None = None  # what stands behind the dancer (a person-layer model), else None
+    alpha: Path | None = None  # where the matte was written
 
     @property
     def generate_fps(self) -> float:
@@ -148,6 +156,11 @@ class TransferReport:
         ]
         if self.side_by_side is not None:
             lines.append(f"wrote {self.side_by_side} (source | stick figure | generated)")
+        if self.alpha is not None:
+            kind = "PNGs with transparency" if self.alpha.suffix == "" or self.alpha.is_dir() else "matte video"
+            lines.append(f"wrote {self.alpha} (the alpha matte: {kind})")
+        if self.background is not None:
+            lines.append(f"background: {self.background}")
         missed = self.frames - self.frames_detected
         region = "" if self.crop is None else " (region x={} y={} {}x{})".format(*self.crop)
         if self.poses_file is not None:
@@ -392,6 +405,7 @@ class _Frame:
 
     generated: torch.Tensor  # (1, 3, H, W): float in [-1, 1] on the CPU, or uint8 on the GPU
     pose_image: np.ndarray  # (H, W, 3) uint8 stick figure on the canvas
+    layers: tuple[torch.Tensor, torch.Tensor] | None = None  # person layer: uint8 colour (1, 3, H, W), alpha (1, 1, H, W)
 
 
 def content_crop(image: np.ndarray, box: Letterbox) -> np.ndarray:
@@ -420,16 +434,24 @@ def _render_stream(model: Any, keypoints: np.ndarray, pin: bool) -> Iterator[tup
 
 
 def run_generation(model: Any, keypoints: np.ndarray, write: Callable[[np.ndarray, np.ndarray], None],
-                   *, quiet: bool = False, desc: str = "transfer") -> float:
+                   *, quiet: bool = False, desc: str = "transfer", backgrounds: Iterable[np.ndarray] | None = None,
+                   write_layers: Callable[[np.ndarray, np.ndarray], None] | None = None) -> float:
     """Steps 3-5 for (T, 33, 3) ``keypoints`` in target-video pixels.
 
     Rendering runs in one background thread, ``write(generated, stick figure)`` (uint8 canvas
     images, (H, W, 3)) in another, the generator in the calling thread with each output fed back
     as the next frame's previous frame. Returns the seconds spent.
+
+    Person-layer models only: ``backgrounds`` gives one uint8 (H, W, 3) canvas image per frame to
+    put behind the dancer instead of the plate (the fed-back frame stays the composite over the
+    plate, as in training); ``write_layers(colour (H, W, 3), alpha (H, W))`` (uint8) gets each
+    frame's layers, in the writer thread after ``write``.
     """
+    from ..models.person_layer import swap_background
     from ..video import ThreadedConsumer, ThreadedReader
 
     cuda = model.device.type == "cuda"
+    layered = bool(getattr(model, "person_layer", False))
 
     def consume(item: _Frame) -> None:
         # CPU: numpy conversion (no torch op in this thread, see _render_stream). CUDA: the
@@ -440,6 +462,9 @@ def run_generation(model: Any, keypoints: np.ndarray, write: Callable[[np.ndarra
         else:
             frame = float_array_to_uint8(generated[0].numpy())
         write(frame, item.pose_image)
+        if item.layers is not None:
+            colour, alpha = item.layers
+            write_layers(colour[0].permute(1, 2, 0).cpu().numpy(), alpha[0, 0].cpu().numpy())
 
     started = time.perf_counter()
     writer = ThreadedConsumer(consume, maxsize=8, name="transfer-encode")
@@ -447,16 +472,33 @@ def run_generation(model: Any, keypoints: np.ndarray, write: Callable[[np.ndarra
     benchmark = torch.backends.cudnn.benchmark
     torch.backends.cudnn.benchmark = benchmark or model.device.type == "cuda"
     renders = ThreadedReader(_render_stream(model, keypoints, cuda), maxsize=8)
+    # Backgrounds are decoded and converted (numpy only, see _render_stream) in their own thread.
+    backs = None if backgrounds is None else ThreadedReader(
+        (torch.from_numpy(to_float_array(b)) for b in backgrounds), maxsize=4)
+    back_iter = iter(backs) if backs is not None else None
     try:
         prev = None
         for image, tensor, box in progress(renders, total=len(keypoints), desc=desc, unit="frame", quiet=quiet):
             boxes = None if box is None else box[None]
-            out = model.generate(tensor.to(model.device, non_blocking=True), prev, boxes=boxes)
-            writer.put(_Frame(to_uint8_tensor(out) if cuda else out, image))
+            pose = tensor.to(model.device, non_blocking=True)
+            layers = None
+            if layered:
+                out, colour, alpha = model.generate_layers(pose, prev, boxes=boxes)
+                shown = out
+                if back_iter is not None:
+                    background = next(back_iter).to(model.device, non_blocking=True)
+                    shown = swap_background(out, alpha, model.plate, background).clamp_(-1.0, 1.0)
+                if write_layers is not None:
+                    layers = (to_uint8_tensor(colour), alpha.mul(255.0).round_().to(torch.uint8))
+            else:
+                out = shown = model.generate(pose, prev, boxes=boxes)
+            writer.put(_Frame(to_uint8_tensor(shown) if cuda else shown, image, layers))
             prev = out
     finally:
         # Stop the render thread now (not when the loop's generator is garbage collected).
         renders.close()
+        if backs is not None:
+            backs.close()
         torch.backends.cudnn.benchmark = benchmark
         writer.close()
     return time.perf_counter() - started
@@ -481,6 +523,46 @@ def _check_paths(source: Path, output: Path, side_by_side: Path | None, overwrit
         check_output_path(out, overwrite)
     if side_by_side is not None and same(output, side_by_side):
         raise UserError(f"the output and the side-by-side video are both {output}; give two different files.")
+
+
+def check_alpha_path(alpha: str | os.PathLike | None, source: Path, outputs: list[Path | None],
+                     overwrite: bool) -> Path | None:
+    """The ``--alpha`` output: a video file (by its suffix) or a folder for PNGs; refused when it
+    is the source or another output, or exists without ``overwrite``."""
+    if alpha is None:
+        return None
+    path = Path(alpha)
+    for other in [source, *outputs]:
+        if other is not None and path.resolve() == Path(other).resolve():
+            raise UserError(f"--alpha {path} is also {'the source' if other == source else 'another output'}; "
+                            "give it its own file or folder.")
+    if path.suffix:
+        check_video_suffix(path)
+        check_output_path(path, overwrite)
+    else:
+        check_output_path(path, overwrite, folder=True)
+    return path
+
+
+def open_alpha_sink(path: Path, fps, opts: TransferOptions):
+    """The writer of the ``--alpha`` output: a matte video, or a folder of RGBA PNGs."""
+    from ..media import MediaSink
+    from ..video import VideoWriter
+
+    if path.suffix:
+        return VideoWriter(path, fps, quality=opts.quality, preset=opts.encoder_preset, overwrite=opts.overwrite)
+    return MediaSink(path, "folder", overwrite=opts.overwrite)
+
+
+def write_alpha(sink: Any, colour: np.ndarray, alpha: np.ndarray) -> None:
+    """One frame of the matte: grey (H, W, 3) into a video, RGBA (the colour with the matte as its
+    transparency) into a PNG folder. ``colour`` (H, W, 3), ``alpha`` (H, W), both uint8."""
+    from ..video import VideoWriter
+
+    if isinstance(sink, VideoWriter):
+        sink.write(np.repeat(alpha[..., None], 3, axis=-1))
+    else:
+        sink.write(np.dstack([colour, alpha]))
 
 
 def load_model(model: Any, device: str | None = "auto", runs_dir: str | os.PathLike | None = None):
@@ -510,7 +592,7 @@ def transfer(source: str | os.PathLike, model: Any, output: str | os.PathLike,
 
     opts = options or TransferOptions()
     sbs_path = Path(opts.side_by_side) if opts.side_by_side is not None else None
-    with output_locks(output, sbs_path):
+    with output_locks(output, sbs_path, opts.alpha):
         return _transfer(Path(source), model, Path(output), sbs_path, opts, runs_dir)
 
 
@@ -522,12 +604,14 @@ def _transfer(source: Path, model: Any, output: Path, sbs_path: Path | None, opt
     t0 = time.perf_counter()
     info = probe(source)
     _check_paths(source, output, sbs_path, opts.overwrite)
+    alpha_path = check_alpha_path(opts.alpha, source, [output, sbs_path], opts.overwrite)
+    open_background(opts.background)  # a bad --background file fails before the slow work
     start, end = frame_range(info.frame_count, float(info.fps), opts.start, opts.end, source)
     region = check_crop(opts.crop, info.width, info.height, source)
     # 1a. The source's poses from a keypoints file (checked before the model is loaded).
     poses = _poses_from_file(opts, source, info, start, end) if opts.poses is not None else None
     net = load_model(model, opts.device, runs_dir)
-    _check_outputs_are_not_inputs(opts, source, net, output, sbs_path)
+    _check_outputs_are_not_inputs(opts, source, net, output, sbs_path, alpha_path)
     if poses is None:
         # 1b. Detect and smooth the source's poses with the landmarks the model was trained on
         #     (over worker processes that decode their own frames).
@@ -536,10 +620,13 @@ def _transfer(source: Path, model: Any, output: Path, sbs_path: Path | None, opt
                                     workers=opts.workers)
     # 2. Into the target's frame, normalised onto the target's body statistics.
     keypoints = to_target_poses(poses, net.target_size, net.target_stats, opts.normalize, source)
+    # What stands behind the dancer (person-layer models; None: the target's plate).
+    backdrop = make_backdrop(opts.background, net, source, start, start + len(keypoints), opts.crop, opts.quiet)
     pose_seconds = time.perf_counter() - t0
     # 3-5. Render, generate with feedback, encode with the source's audio.
     frames_written, generate_seconds, has_audio = _render_generate_encode(
-        net, keypoints, source, info, start, end, region, output, sbs_path, opts)
+        net, keypoints, source, info, start, end, region, output, sbs_path, opts, backdrop=backdrop,
+        alpha_path=alpha_path)
 
     poses_file = poses_path(opts.poses) if isinstance(opts.poses, (str, os.PathLike)) else None
     return TransferReport(
@@ -550,7 +637,10 @@ def _transfer(source: Path, model: Any, output: Path, sbs_path: Path | None, opt
         normalized=opts.normalize, audio=has_audio, device=str(net.device),
         crop=None if opts.crop is None else region, poses_file=poses_file, pose_seconds=pose_seconds,
         generate_seconds=generate_seconds,
-        total_seconds=time.perf_counter() - t0, notes=pose_notes(poses, net),
+        total_seconds=time.perf_counter() - t0, notes=pose_notes(poses, net) + (backdrop.notes if backdrop else []),
+        background=(backdrop.description if backdrop else "the target's background plate")
+        if getattr(net, "person_layer", False) else None,
+        alpha=alpha_path,
     )
 
 
@@ -564,15 +654,22 @@ def _poses_from_file(opts: TransferOptions, source: Path, info: Any, start: int,
 
 
 def _check_outputs_are_not_inputs(opts: TransferOptions, source: Path, net: Any, output: Path,
-                                  sbs_path: Path | None) -> None:
-    """:class:`UserError` when an output is the source, the model file or the keypoints file,
-    under any name."""
+                                  sbs_path: Path | None, alpha_path: Path | None = None) -> None:
+    """:class:`UserError` when an output is the source, the model file, the keypoints file or the
+    background file, under any name; and for ``--alpha`` or ``--background`` with a full-frame model."""
     inputs = [source, getattr(net, "path", None)]
     if isinstance(opts.poses, (str, os.PathLike)):
         inputs.append(poses_path(opts.poses))
-    for out in (output, sbs_path):
+    if opts.background is not None and str(opts.background) not in BACKGROUND_WORDS:
+        inputs.append(Path(opts.background))
+    for out in (output, sbs_path, alpha_path):
         if out is not None:
             check_not_input(out, inputs)
+    # Only a person layer has a matte and a background to swap (checked before the slow work).
+    if alpha_path is not None:
+        check_layered(net, "--alpha")
+    if opts.background is not None and str(opts.background) != "plate":
+        check_layered(net, f"--background {opts.background}")
 
 
 def _source_panels(source: Path, info: Any, start: int, end: int, region: tuple[int, int, int, int],
@@ -591,10 +688,12 @@ def _source_panels(source: Path, info: Any, start: int, end: int, region: tuple[
 
 def _render_generate_encode(net: Any, keypoints: np.ndarray, source: Path, info: Any, start: int, end: int,
                             region: tuple[int, int, int, int], output: Path, sbs_path: Path | None,
-                            opts: TransferOptions) -> tuple[int, float, bool]:
+                            opts: TransferOptions, backdrop: Backdrop | None = None,
+                            alpha_path: Path | None = None) -> tuple[int, float, bool]:
     """Steps 3-5 for (T, K, 3) ``keypoints`` in target-video pixels: the generated video at
     ``output`` (the canvas's content part, the source's fps and audio from frame ``start`` on) and,
-    with ``sbs_path``, source | stick figure | generated beside it. Returns the frames written,
+    with ``sbs_path``, source | stick figure | generated beside it; a person layer over
+    ``backdrop`` (None: its plate) and its matte at ``alpha_path``. Returns the frames written,
     the seconds of the generation pass and whether the output has audio."""
     from ..video import VideoWriter
 
@@ -605,8 +704,10 @@ def _render_generate_encode(net: Any, keypoints: np.ndarray, source: Path, info:
                 "audio_offset": start / float(info.fps), "overwrite": opts.overwrite}
     frames_written = 0
     with VideoWriter(output, info.fps, **encoding) as writer:
-        sbs_writer = sbs_frames = None
+        sbs_writer = sbs_frames = alpha_sink = None
         try:
+            if alpha_path is not None:
+                alpha_sink = open_alpha_sink(alpha_path, info.fps, opts)
             if sbs_path is not None:
                 sbs_writer = VideoWriter(sbs_path, info.fps, **encoding)
                 sbs_frames = _source_panels(source, info, start, end, region, sbs_h)
@@ -623,12 +724,21 @@ def _render_generate_encode(net: Any, keypoints: np.ndarray, source: Path, info:
                     sbs_writer.write(hstack([last_src, content_crop(pose_image, box), frame], height=sbs_h))
                 frames_written += 1
 
-            generate_seconds = run_generation(net, keypoints, write, quiet=opts.quiet)
+            def write_layers(colour: np.ndarray, alpha: np.ndarray) -> None:
+                write_alpha(alpha_sink, content_crop(colour, box), content_crop(alpha, box))
+
+            generate_seconds = run_generation(
+                net, keypoints, write, quiet=opts.quiet,
+                backgrounds=None if backdrop is None else backdrop.frames(len(keypoints)),
+                write_layers=write_layers if alpha_sink is not None else None)
             if sbs_writer is not None:
                 sbs_writer.close()
+            if alpha_sink is not None:
+                alpha_sink.close()
         except BaseException:
-            if sbs_writer is not None:
-                sbs_writer.abort()
+            for sink in (sbs_writer, alpha_sink):
+                if sink is not None:
+                    sink.abort()
             raise
         finally:
             if sbs_frames is not None:
