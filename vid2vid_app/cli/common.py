@@ -119,7 +119,7 @@ def landmarks_option(func):
 
     return click.option("--landmarks", type=click.Choice(LANDMARK_SETS), default="holistic", show_default=True,
                         help="holistic: body, face (70 points) and both hands (MediaPipe Holistic); body: the "
-                             "33 body landmarks only (MediaPipe Pose, about three times faster).")(func)
+                             "33 body landmarks only (MediaPipe Pose, about 2.5 times faster).")(func)
 
 
 def workers_option(func):

@@ -72,7 +72,7 @@ class PoseOptions:
     preset: x264 preset of the written videos ("veryfast": several times faster than "medium"
         at 1080p for about the same size on stick figures).
     landmarks: "holistic" (body, face-70 and both hands: MediaPipe Holistic) or "body" (the 33
-        body landmarks of MediaPipe Pose, about three times faster).
+        body landmarks of MediaPipe Pose, about 2.5 times faster).
     workers: processes that detect a video's chunks in parallel (None: every core; videos under
         a few seconds per worker stay in one process).
     """

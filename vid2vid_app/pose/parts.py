@@ -43,7 +43,8 @@ iBUG points           part       mesh indices
 ====================  =========  ===========================================================
 
 The table is mirror-symmetric: every right-side index maps to MediaPipe's mirrored left-side
-index (e.g. 33 <-> 263, 61 <-> 291), which the tests check against the mesh's own chains.
+index (e.g. 33 <-> 263, 61 <-> 291). The tests check each index against the mesh's own contour
+chains, and the symmetry and the order of the features on a real photo.
 
 The packed layout
 -----------------
