@@ -257,3 +257,64 @@ def test_a_face_seen_from_behind_gets_confidence_zero_and_no_frame_is_dropped(bu
     # A frame without a hand keeps its body.
     no_hand = ~found["right_hand"]
     assert no_hand.any() and seq.valid[no_hand].all()
+
+
+# --- the commands ------------------------------------------------------------------------------------
+
+def _dance_pose(*args):
+    from click.testing import CliRunner
+
+    from vid2vid_app.cli.dance import dance
+
+    return CliRunner().invoke(dance, ["pose", *map(str, args)])
+
+
+def test_dance_pose_writes_face_and_hands_by_default_and_body_only_on_request(bundled_samples, tmp_path):
+    photo = bundled_samples / "photos" / "astronaut.jpg"
+    result = _dance_pose(photo, "-o", tmp_path / "h")
+    assert result.exit_code == 0, result.output
+    assert "found: face 100%" in result.output
+    seq = PoseSequence.load(tmp_path / "h" / "keypoints.npz")
+    assert seq.landmarks == "holistic" and seq.part_found()["face"].all()
+    person = json.loads((tmp_path / "h" / "openpose" / "astronaut_keypoints.json").read_text())["people"][0]
+    assert len(person["face_keypoints_2d"]) == 210 and any(person["face_keypoints_2d"])
+    assert len(person["hand_left_keypoints_2d"]) == 63 and not any(person["hand_left_keypoints_2d"])
+
+    result = _dance_pose(photo, "-o", tmp_path / "b", "--landmarks", "body")
+    assert result.exit_code == 0, result.output
+    body = PoseSequence.load(tmp_path / "b" / "keypoints.npz")
+    assert body.landmarks == "body" and body.packed().shape == (1, 33, 3)
+    assert json.loads((tmp_path / "b" / "openpose" / "astronaut_keypoints.json").read_text())[
+        "people"][0]["face_keypoints_2d"] == []
+
+
+def test_dance_pose_refuses_an_unknown_landmark_set_and_zero_workers(bundled_samples, tmp_path):
+    photo = bundled_samples / "photos" / "camera.jpg"
+    for args in (["--landmarks", "hands"], ["--workers", "0"]):
+        result = _dance_pose(photo, "-o", tmp_path / "x", *args)
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_prepared_training_data_carries_face_and_hands(bundled_samples, tmp_path):
+    """dance train's preparation stores holistic poses (T, 145, 3) and its dataset jitters the face
+    and each hand as one piece, so their shapes survive."""
+    from vid2vid_app.dance.dataset import TemporalPairDataset
+    from vid2vid_app.dance.prepare import prepare_dance_data
+
+    clip = bundled_samples / "target_cam02.mp4"
+    data = prepare_dance_data([clip], tmp_path / "data", (64, 128), landmarks="holistic", workers=2, quiet=True)
+    assert data.keypoints.shape == (100, 145, 3) and data.canvas_keypoints.shape == (100, 145, 3)
+    marker = json.loads((tmp_path / "data" / "poses.json").read_text())
+    assert marker["settings"]["landmarks"] == "holistic"
+    dataset = TemporalPairDataset(data, data.split(0.1)[0], factor=1, style=RenderStyle(), pose_jitter=0.05)
+    rng_state = np.random.get_state()
+    offsets = dataset._jitter(np.zeros((1, 2)), 3.0)
+    np.random.set_state(rng_state)
+    assert offsets.shape == (145, 2)
+    for part in (slice(33, 103), slice(103, 124), slice(124, 145)):
+        assert np.allclose(offsets[part], offsets[part][0])  # one offset per part
+    assert len(np.unique(offsets[:33, 0])) == 33  # body points move on their own
+    item = dataset[0]
+    assert item["pose0"].shape == (3, 128, 64)
