@@ -3,6 +3,10 @@ stick-figure rendering. Knows nothing of torch; only ``detector`` imports mediap
 
     frames --PoseDetector / detect_sequence--> PoseSequence (T, 33, 3)
            --fill_gaps, smooth--> --compute_stats / normalize--> --render_pose--> uint8 images
+
+With ``landmarks="holistic"`` (MediaPipe Holistic) a PoseSequence also holds the face (T, 70, 3,
+OpenPose face-70 order) and both hands (T, 2, 21, 3); :mod:`.parts` defines them and the packed
+(T, 145, 3) layout. :mod:`.parallel` spreads a video's detection over worker processes.
 """
 
 from . import skeleton

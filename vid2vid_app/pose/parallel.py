@@ -33,6 +33,7 @@ import queue
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -203,6 +204,10 @@ def _detect_in_workers(source: FrameSource, chunks: list[Chunk], frame_count: in
             for _, redetections, switches in results.values():
                 stats.redetections += redetections
                 stats.switches_rejected += switches
+    except BrokenProcessPool:
+        # A worker was killed (out of memory, a signal): one sentence instead of a traceback.
+        raise UserError("a pose detection worker process stopped unexpectedly (out of memory or killed); "
+                        "try fewer --workers.") from None
     finally:
         bar.close()
         progress_queue.close()
