@@ -14,12 +14,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from translate_utils import make_paired_folders
 from video_utils import make_test_clip
 
 from vid2vid_app.dance.model import DanceModel
 from vid2vid_app.translate.model import load_model
 from vid2vid_app.video import iter_frames
+
+pytestmark = pytest.mark.slow  # each test starts three processes and trains in two of them
 
 # Variables of an enclosing launcher would confuse the one started here.
 LAUNCHER_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",

@@ -15,12 +15,15 @@ own poses in order, feeding back the previous output as `dance transfer` does. B
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from vid2vid_app.dance.config import make_config
 from vid2vid_app.dance.model import DanceModel
 from vid2vid_app.dance.train import train_dance
 from vid2vid_app.imaging import to_tensor, to_uint8
 from vid2vid_app.metrics import psnr, ssim
+
+pytestmark = pytest.mark.slow  # trains for minutes on one core
 
 
 def nearest_by_pose(query: np.ndarray, pool: np.ndarray, min_conf: float = 0.5) -> int:

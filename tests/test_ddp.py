@@ -18,6 +18,7 @@ from vid2vid_app.training import checkpoint_path, load_checkpoint, train
 WORKER = Path(__file__).resolve().parent / "ddp_worker.py"
 
 
+@pytest.mark.slow
 def test_two_process_ddp_matches_single_process(tmp_path):
     """Ranks end with identical weights (rank 1 even starts from other weights: DDP broadcasts
     rank 0's), equal to one process with batch 2 over 4 steps within float tolerance; only rank 0

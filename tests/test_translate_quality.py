@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from translate_utils import DAY, DUSK, first_and_last_mean, make_domain_folder, make_paired_folders
 
 from vid2vid_app.translate.config import DataSpec, make_config
 from vid2vid_app.translate.model import load_model
 from vid2vid_app.translate.train import train_translation
+
+pytestmark = pytest.mark.slow  # each test trains for 100-150 steps
 
 
 def test_pix2pix_tiny_beats_identity_on_held_out_pairs(tmp_path, shared_samples):
