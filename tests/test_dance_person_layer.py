@@ -217,3 +217,58 @@ def test_transfer_into_the_source_scene(layer_run, clips, tmp_path):
     # its scene keeps a thin black strip of that canvas at the left and right edges.
     assert "centre-cropped" in result.output
     assert _frames(scene_out)[:, :, :2].mean() < 15 < _frames(plate_out)[:, :, :2].mean()
+
+
+# ------------------------------------------------------------------------------------- evaluate
+
+def test_evaluate_prints_the_baselines_beside_each_metric(layer_run, tmp_path):
+    import json
+
+    out = tmp_path / "eval.json"
+    result = run_cli(["evaluate", "--model", "pl", "--runs-dir", str(layer_run), "--json", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    header = next(line for line in result.output.splitlines() if "nearest pose" in line)
+    assert header.split() == ["model", "mean", "frame", "nearest", "pose"]
+    row = next(line for line in result.output.splitlines() if line.strip().startswith("background flicker"))
+    assert len(row.split(")")[-1].split()) == 3  # model, mean frame, nearest pose
+    metrics = json.loads(out.read_text())
+    assert isinstance(metrics["background_flicker"], float)
+    mean, nearest = metrics["baselines"]["mean_training_frame"], metrics["baselines"]["nearest_training_pose"]
+    # The mean frame is one still image: no flicker at all; it is a blurred room, below the real frames.
+    assert mean["flicker"] == 0.0 and mean["background_flicker"] == 0.0
+    assert 10 < mean["psnr"] < 40 and 10 < nearest["psnr"] < 40
+    # The nearest training pose is a real frame of the same man: the detector finds him on it.
+    assert nearest["pose_distance"] is not None and nearest["pose_distance"] < 0.5
+
+
+def test_held_out_frames_read_the_cached_person_masks(layer_run):
+    from vid2vid_app.dance.evaluate import held_out_frames
+
+    model = DanceModel.load(layer_run / "pl" / "model.pt")
+    frames = held_out_frames(model)
+    masks = np.fromfile(layer_run / "pl" / "data" / "masks_64x128.u8", np.uint8).reshape(-1, 128, 64)
+    np.testing.assert_array_equal(frames.masks, masks[model.data["val_frames"]])
+
+
+def test_nearest_pose_index_finds_the_closest_training_pose():
+    from vid2vid_app.dance.baselines import TrainingFrames, nearest_pose_index
+
+    base = np.zeros((33, 3), np.float32)
+    base[:, 0], base[:, 1], base[:, 2] = np.arange(33) * 3.0, 100.0, 0.9
+    keypoints = np.stack([base + np.array([dx, 0, 0], np.float32) for dx in range(20)])  # frame t: moved t px
+    keypoints[5, :, 2] = 0.0  # nobody in frame 5
+    train = TrainingFrames(frames=np.zeros((20, 2, 2, 3), np.uint8), keypoints=keypoints,
+                           index=np.array([0, 3, 5, 8, 12]), masks=None)
+    query = np.stack([base + np.array([dx, 0, 0], np.float32) for dx in (7.2, 4.9, 30.0)])
+    query[1, :30, 2] = 0.0  # only the last three landmarks are seen: still enough to match
+    np.testing.assert_array_equal(nearest_pose_index(train, query), [8, 3, 12])
+
+
+def test_the_plate_of_the_camera_that_filmed_the_frames_is_chosen():
+    from vid2vid_app.dance.backdrop import closest_image
+
+    rng = np.random.default_rng(0)
+    plates = rng.integers(0, 255, (3, 40, 30, 3)).astype(np.uint8)
+    frames = np.repeat(plates[2:3], 4, axis=0).copy()
+    frames[:, 10:25, 10:20] = 255  # a person in front of it
+    assert closest_image(plates, frames) == 2

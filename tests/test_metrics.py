@@ -237,3 +237,23 @@ def test_flicker_relative_to_real_video():
     static = np.repeat(real[:1], 4, axis=0)
     assert flicker(static, static) == 1.0
     assert flicker(real, static) == math.inf
+
+
+def test_background_flicker_counts_only_pixels_away_from_the_person():
+    from vid2vid_app.metrics import background_flicker
+
+    real = np.zeros((3, 8, 8, 3), np.uint8)
+    real[1, :, :4] = 10  # the real background changes by 10 levels on its left half, once
+    background = np.ones((3, 8, 8), bool)
+    background[:, :, 6:] = False  # the person stands on the right
+    assert background_flicker(real, real, background) == pytest.approx(1.0)
+    gen = real.copy()
+    gen[:, :, 6:] = np.array([0, 200, 0], np.uint8)[None, None, None]  # wild changes on the person only
+    gen[1, :, 6:] = 255
+    assert background_flicker(gen, real, background) == pytest.approx(1.0)
+    still = np.zeros_like(real)
+    assert background_flicker(still, real, background) == 0.0
+    doubled = real * 2
+    assert background_flicker(doubled, real, background) == pytest.approx(2.0)
+    assert background_flicker(real, still, background) == math.inf
+    assert math.isnan(background_flicker(real[:1], real[:1], background[:1]))

@@ -339,3 +339,34 @@ def flicker(generated: Frames, real: Frames) -> float:
     if r == 0:
         return 1.0 if g == 0 else math.inf
     return g / r
+
+
+def background_flicker(generated: Frames, real: Frames, background: np.ndarray) -> float:
+    """Flicker outside the person: the mean absolute frame-to-frame change (gray levels, all
+    channels) over the pixels that are background in both frames of a step, generated / real.
+
+    ``background`` (T, H, W) bool, True away from the person (of the real frames). 1.0 means a
+    background as steady as the real one; ``inf`` when the real background never changes but the
+    generated one does; NaN for fewer than two frames or no such pixel.
+    """
+    gen, ref = _frame_list(generated, "generated"), _frame_list(real, "real")
+    background = np.asarray(background, dtype=bool)
+    if not (len(gen) == len(ref) == len(background)):
+        raise ValueError(f"need as many frames and masks: {len(gen)} generated, {len(ref)} real, "
+                         f"{len(background)} masks")
+    totals = np.zeros(2)
+    count = 0
+    for t in range(1, len(gen)):
+        both = background[t] & background[t - 1]
+        if not both.any():
+            continue
+        for i, frames in enumerate((gen, ref)):
+            step = np.abs(frames[t].astype(np.int16) - frames[t - 1].astype(np.int16))
+            totals[i] += float(step[both].sum())
+        count += int(both.sum()) * 3
+    if count == 0:
+        return math.nan
+    g, r = totals / count
+    if r == 0:
+        return 1.0 if g == 0 else math.inf
+    return float(g / r)

@@ -30,6 +30,8 @@ from .common import (
 @click.option("--max-frames", type=click.IntRange(min=1), default=None,
               help="Evaluate at most this many frames.  [default: all]")
 @click.option("--no-pose", is_flag=True, help="Skip the pose distance (it runs the pose detector).")
+@click.option("--no-baselines", is_flag=True,
+              help="Skip the mean-training-frame and nearest-training-pose baselines printed beside each metric.")
 @device_option
 @runs_dir_option
 @overwrite_option
@@ -37,10 +39,11 @@ from .common import (
 @threads_option
 @user_errors
 def evaluate_cmd(video: Path | None, model: str, json_path: Path | None, lpips_weights: Path | None,
-                 lpips_net: str, max_frames: int | None, no_pose: bool, device: str, runs_dir: Path | None,
+                 lpips_net: str, max_frames: int | None, no_pose: bool, no_baselines: bool, device: str, runs_dir: Path | None,
                  overwrite: bool, quiet: bool) -> None:
     """Reconstruct frames of the target person from their own poses and report PSNR, SSIM, LPIPS,
-    pose distance and temporal flicker.
+    pose distance, temporal flicker and background flicker, each beside two baselines (the mean
+    training frame, the training frame of the nearest pose) so the figures say what the model adds.
 
     Without VIDEO: the held-out frames of the model's training video (the last part, never
     trained on). With VIDEO: every frame of it that shows a person (it should show the target).
@@ -53,7 +56,7 @@ def evaluate_cmd(video: Path | None, model: str, json_path: Path | None, lpips_w
         click.get_current_context().with_resource(output_lock(json_path))
         check_output_path(json_path, overwrite)
     options = EvalOptions(video=video, lpips_weights=lpips_weights, lpips_net=lpips_net, max_frames=max_frames,
-                          pose=not no_pose, device=device, quiet=quiet,
+                          pose=not no_pose, baselines=not no_baselines, device=device, quiet=quiet,
                           outputs=(json_path,) if json_path is not None else ())
     report = evaluate(model, options, runs_dir=runs_dir)
     if json_path is not None:

@@ -1,6 +1,8 @@
 """Backgrounds behind a person-layer model's dancer at transfer time (``--background``).
 
-- ``plate`` (the default): the target's own clean background plate, as trained;
+- ``plate`` (the default): the target's own clean background plate, as trained (with several
+  target videos, the plate closest to the source's frames: a source filmed by one of the target's
+  cameras gets that camera's room);
 - ``source``: the source video's scene: a plate computed from the source frames with the source
   person masked out (other people in the source stay in it);
 - ``none``: black, for compositing elsewhere (use the matte of ``--alpha``);
@@ -40,6 +42,11 @@ class Backdrop:
     video: Path | None = None
     fit: Any = None  # (canvas plate (H, W, 3) uint8, letterbox) to place video frames with
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def is_plate(self) -> bool:
+        """True when the dancer stays on the model's own plate (nothing to swap)."""
+        return self.image is None and self.video is None
 
     def frames(self, count: int) -> Iterator[np.ndarray]:
         """``count`` uint8 (H, W, 3) canvas images, one per output frame."""
@@ -82,18 +89,28 @@ def check_layered(model: Any, option: str) -> None:
 
 def make_backdrop(spec: str | os.PathLike | None, model: Any, source: Path, start: int, end: int,
                   crop: tuple[int, int, int, int] | None = None, quiet: bool = True) -> Backdrop | None:
-    """The :class:`Backdrop` for ``--background spec`` (see the module doc), or None for the
-    model's own plate (and for full-frame models when ``spec`` is None or "plate").
+    """The :class:`Backdrop` for ``--background spec`` (see the module doc); None for a full-frame
+    model when ``spec`` is None or "plate". Picks the model's plate (:meth:`use_plate`): the one
+    closest to the source's frames when it has several.
 
-    ``source``, ``start``, ``end`` and ``crop`` describe the transferred part of the source (for
-    ``source``). :class:`UserError` for a full-frame model with another background, a missing
-    file, or a file that is neither an image nor a video.
+    ``source``, ``start``, ``end`` and ``crop`` describe the transferred part of the source. Raises
+    :class:`UserError` for a full-frame model with another background, a missing file, or a file
+    that is neither an image nor a video.
     """
-    if spec is None or str(spec) == "plate":
+    if (spec is None or str(spec) == "plate") and not getattr(model, "person_layer", False):
         return None
     check_layered(model, f"--background {spec}")
-    plate = model.plates[0].numpy()
     box = model.letterbox
+    described = "the target's background plate"
+    if len(model.plates) > 1:
+        samples = [place(fit_content(f, box), model.plates[0].numpy(), box)
+                   for f in _source_frames(source, start, end, crop, 8, 2 * max(model.resolution))]
+        model.use_plate(closest_image(model.plates.numpy(), np.stack(samples), box))
+        described = (f"the background plate of target video {model.plate_index + 1} of {len(model.plates)} "
+                     "(the closest to the source's frames)")
+    if spec is None or str(spec) == "plate":
+        return Backdrop(described)
+    plate = model.plates[model.plate_index].numpy()
     if str(spec) == "none":
         return Backdrop("black (none)", image=np.zeros_like(plate))
     if str(spec) == "source":
@@ -141,6 +158,36 @@ def media_backdrop(path: Path, plate: np.ndarray, box, frames: int) -> Backdrop:
     return Backdrop(f"the video {path.name}", video=path, fit=(plate, box), notes=notes)
 
 
+def closest_image(images: np.ndarray, frames: np.ndarray, box=None) -> int:
+    """Index of the image (V, H, W, 3) (a plate, a mean frame) that best matches ``frames``
+    (N, H, W, 3), all uint8 on one canvas: the smallest median colour difference (the person
+    covers only a small part), over the letterbox ``box``'s content when given."""
+    if box is not None:
+        window = (slice(None), slice(box.y0, box.y0 + box.content_h), slice(box.x0, box.x0 + box.content_w))
+        images, frames = images[window], frames[window]
+    frames = frames.astype(np.int16)
+    scores = [float(np.median(np.abs(frames - p.astype(np.int16)).max(axis=-1))) for p in images]
+    return int(np.argmin(scores))
+
+
+def _source_frames(source: Path, start: int, end: int, crop: tuple[int, int, int, int] | None, count: int,
+                   max_side: int) -> list[np.ndarray]:
+    """At most ``count`` frames spread over ``[start, end)`` of the source (its ``crop`` region),
+    downscaled to ``max_side``, as uint8 (h, w, 3)."""
+    from ..video import VideoReader, probe
+
+    step = max(1, (end - start) // count)
+    frames = list(VideoReader(source, start=start, end=end, step=step, max_side=max_side))[:count]
+    if crop is None or not frames:
+        return frames
+    info = probe(source)
+    sx, sy = frames[0].shape[1] / info.width, frames[0].shape[0] / info.height
+    x, y, w, h = crop
+    x0, y0 = round(x * sx), round(y * sy)
+    return [np.ascontiguousarray(f[y0 : y0 + max(1, round(h * sy)), x0 : x0 + max(1, round(w * sx))])
+            for f in frames]
+
+
 def source_plate(source: Path, start: int, end: int, crop: tuple[int, int, int, int] | None,
                  size: tuple[int, int], quiet: bool = True) -> tuple[np.ndarray, list[str]]:
     """The source's own background: a plate of the frames ``[start, end)`` (of the ``crop`` region)
@@ -148,20 +195,9 @@ def source_plate(source: Path, start: int, end: int, crop: tuple[int, int, int, 
     :data:`SOURCE_PLATE_FRAMES` frames spread over the range, each on its own (static mode).
     Returns (uint8 (h, w, 3), notes on holes and camera motion)."""
     from ..pose.detector import segment_frames
-    from ..video import VideoReader
 
     side = int(min(640, max(256, 2 * max(size))))
-    step = max(1, (end - start) // SOURCE_PLATE_FRAMES)
-    frames = list(VideoReader(source, start=start, end=end, step=step, max_side=side))
-    if crop is not None:
-        from ..video import probe
-
-        info = probe(source)
-        sx, sy = frames[0].shape[1] / info.width, frames[0].shape[0] / info.height
-        x, y, w, h = crop
-        x0, y0 = round(x * sx), round(y * sy)
-        frames = [np.ascontiguousarray(f[y0 : y0 + max(1, round(h * sy)), x0 : x0 + max(1, round(w * sx))])
-                  for f in frames]
+    frames = _source_frames(source, start, end, crop, SOURCE_PLATE_FRAMES, side)
     masks = list(segment_frames(frames, static=True, quiet=quiet, total=len(frames), desc="source plate"))
     plate = compute_plate(frames, masks)
     name = source.name

@@ -14,7 +14,13 @@ after a gap in the frames or where another video starts), as
   compared with its sides matched; ``pose_distance_real`` is the same for the real frames, the
   detector's own floor;
 - ``flicker``: mean absolute frame-to-frame change of the generated frames divided by that of
-  the real frames (1.0 = as stable as the real footage).
+  the real frames (1.0 = as stable as the real footage);
+- ``background_flicker``: the same outside the person (the real frames' person masks, grown a
+  little: from the training run's cache, else MediaPipe's segmentation of the real frames).
+
+Beside each metric the same for two baselines (:mod:`vid2vid_app.dance.baselines`), so the
+figures say how much the model adds: the mean training frame and the nearest training pose
+(``baselines`` in the JSON; skipped with a note when the run's data is not beside the model).
 
 All metrics are computed on the video part of the model's canvas (its letterbox bars cut away),
 at the model's resolution.
@@ -41,7 +47,8 @@ from ..imaging import keypoints_to_canvas, letterbox, letterbox_geometry, to_ten
 from ..progress import plural, progress
 from .transfer import content_crop, load_model
 
-METRIC_KEYS = ("psnr", "ssim", "lpips", "pose_distance", "flicker")
+METRIC_KEYS = ("psnr", "ssim", "lpips", "pose_distance", "flicker", "background_flicker")
+BASELINES = {"mean_training_frame": "mean frame", "nearest_training_pose": "nearest pose"}
 LPIPS_NETS = ("alexnet", "vgg16")
 
 
@@ -57,6 +64,7 @@ class EvalFrames:
     restart: np.ndarray
     fps: float
     description: str
+    masks: np.ndarray | None = None  # (T, H, W) uint8 person masks of ``real`` (255 = person), when known
 
 
 @dataclass
@@ -80,6 +88,7 @@ class EvalOptions:
     lpips_net: str = "alexnet"
     max_frames: int | None = None
     pose: bool = True
+    baselines: bool = True  # also measure the mean training frame and the nearest training pose
     device: str | None = "auto"
     quiet: bool = False
     outputs: Sequence[Path] = ()
@@ -95,25 +104,35 @@ class EvalReport:
     description: str
     model: Path | None
     notes: list[str] = field(default_factory=list)
+    baselines: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> metrics (BASELINES)
 
     def table(self) -> str:
         rows = [
-            ("PSNR (dB, higher is better)", self.metrics.get("psnr")),
-            ("SSIM (0-1, higher is better)", self.metrics.get("ssim")),
-            (f"LPIPS {self.metrics.get('lpips_net', '')} (lower is better)", self.metrics.get("lpips")),
-            ("pose distance (x body height, lower is better)", self.metrics.get("pose_distance")),
-            ("  same for the real frames (detector floor)", self.metrics.get("pose_distance_real")),
-            ("flicker (generated / real, 1 = as stable)", self.metrics.get("flicker")),
+            ("PSNR (dB, higher is better)", "psnr"),
+            ("SSIM (0-1, higher is better)", "ssim"),
+            (f"LPIPS {self.metrics.get('lpips_net', '')} (lower is better)", "lpips"),
+            ("pose distance (x body height, lower is better)", "pose_distance"),
+            ("  same for the real frames (detector floor)", "pose_distance_real"),
+            ("flicker (generated / real, 1 = as stable)", "flicker"),
+            ("background flicker (outside the person)", "background_flicker"),
         ]
+        names = [BASELINES[b] for b in self.baselines]
         width = max(len(name) for name, _ in rows)
         lines = [f"evaluation on {plural(self.frames, 'frame')}: {self.description}"]
-        lines += [f"  {name:<{width}}  {_fmt(value)}" for name, value in rows]
+        if names:
+            lines.append(f"  {'':<{width}}  {'model':>10}" + "".join(f"  {n:>12}" for n in names))
+        for name, key in rows:
+            line = f"  {name:<{width}}  {_fmt(self.metrics.get(key)):>10}"
+            if key != "pose_distance_real":
+                line += "".join(f"  {_fmt(b.get(key)):>12}" for b in self.baselines.values())
+            lines.append(line.rstrip())
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-safe: non-finite numbers become None (JSON has no NaN or infinity)."""
         out = {k: _json_number(v) for k, v in self.metrics.items()}
+        out["baselines"] = {name: {k: _json_number(v) for k, v in m.items()} for name, m in self.baselines.items()}
         out.update({"frames": self.frames, "description": self.description,
                     "model": str(self.model) if self.model else None, "notes": list(self.notes)})
         return out
@@ -166,9 +185,12 @@ def held_out_frames(model: Any, max_frames: int | None = None) -> EvalFrames:
         indices = indices[:max_frames]
     description = (f"held-out frames {int(indices[0])}-{int(indices[-1])} of the training video(s) "
                    f"(never trained on)")
+    masks_file = root / str(data.get("masks_file") or "")
+    masks = (np.asarray(np.memmap(masks_file, dtype=np.uint8, mode="r", shape=(total, h, w))[indices])
+             if data.get("masks_file") and masks_file.is_file() else None)
     return EvalFrames(real=np.asarray(frames[indices]), keypoints=keypoints[indices],
                       restart=restarts(indices, segment[indices]), fps=float(data.get("fps", 30.0)),
-                      description=description)
+                      description=description, masks=masks)
 
 
 def restarts(indices: np.ndarray, segment: np.ndarray | None = None) -> np.ndarray:
@@ -326,7 +348,6 @@ def evaluate(model: Any, options: EvalOptions | None = None,
     ``pose_distance``, ``flicker`` (+ ``pose_distance_real``, ``lpips_net``, ``frames``).
     """
     from ..fileio import check_not_input
-    from ..metrics import flicker, psnr, ssim
 
     opts = options or EvalOptions()
     notes: list[str] = []
@@ -343,13 +364,42 @@ def evaluate(model: Any, options: EvalOptions | None = None,
     else:
         data = held_out_frames(net, opts.max_frames)
 
+    if getattr(net, "person_layer", False) and len(net.plates) > 1:
+        from .backdrop import closest_image
+
+        # Several target cameras: composite over the plate of the one that filmed these frames.
+        net.use_plate(closest_image(net.plates.numpy(), data.real, net.letterbox))
     generated = reconstruct(net, data.keypoints, data.restart, opts.quiet)
     box = net.letterbox
     fake = np.stack([content_crop(f, box) for f in generated])
     real = np.stack([content_crop(f, box) for f in data.real])
+    background = background_region(content_crop_masks(data, box, real, opts.quiet))
 
+    metrics = frame_metrics(net, fake, real, data, background, lpips, opts, notes)
+    if opts.pose:
+        metrics["pose_distance_real"] = canvas_pose_distance(net, real, data.keypoints, data.fps)
+        if metrics["pose_distance"] is not None and math.isnan(metrics["pose_distance"]):
+            notes.append("pose distance: no person was re-detected on the generated frames.")
+    metrics["frames"] = len(fake)
+    baselines = {}
+    if opts.baselines:
+        for name, frames in baseline_frames(net, data, notes).items():
+            crops = np.stack([content_crop(f, box) for f in frames])
+            baselines[name] = frame_metrics(net, crops, real, data, background, lpips, opts)
+    return EvalReport(metrics=metrics, frames=len(fake), description=data.description,
+                      model=getattr(net, "path", None), notes=notes, baselines=baselines)
+
+
+def frame_metrics(net: Any, fake: np.ndarray, real: np.ndarray, data: EvalFrames, background: np.ndarray,
+                  lpips, opts: EvalOptions, notes: list[str] | None = None) -> dict[str, Any]:
+    """The metrics of :data:`METRIC_KEYS` for ``fake`` against ``real`` (T, h, w, 3) uint8, the video
+    part of the canvas; ``background`` (T, h, w) bool away from the person. What cannot be measured
+    is None, with a reason in ``notes`` when given."""
+    from ..metrics import background_flicker, flicker, psnr, ssim
+
+    notes = [] if notes is None else notes
     metrics: dict[str, Any] = {"psnr": psnr(fake, real), "ssim": ssim(fake, real), "lpips": None,
-                               "pose_distance": None, "flicker": None}
+                               "pose_distance": None, "flicker": None, "background_flicker": None}
     if lpips is not None:
         if min(fake.shape[1:3]) >= 32:
             metrics["lpips"] = lpips(fake, real)
@@ -358,14 +408,48 @@ def evaluate(model: Any, options: EvalOptions | None = None,
             notes.append(f"LPIPS skipped: frames of {fake.shape[2]}x{fake.shape[1]} are below its 32x32 minimum.")
     if len(fake) >= 2:
         metrics["flicker"] = flicker(fake, real)
+        metrics["background_flicker"] = background_flicker(fake, real, background)
     else:
         notes.append("flicker needs at least two frames.")
     if opts.pose:
         metrics["pose_distance"] = canvas_pose_distance(net, fake, data.keypoints, data.fps)
-        metrics["pose_distance_real"] = canvas_pose_distance(net, real, data.keypoints, data.fps)
-        if metrics["pose_distance"] is not None and math.isnan(metrics["pose_distance"]):
-            notes.append("pose distance: no person was re-detected on the generated frames.")
-    metrics["frames"] = len(fake)
-    return EvalReport(metrics=metrics, frames=len(fake), description=data.description,
-                      model=getattr(net, "path", None), notes=notes)
+    return metrics
+
+
+def content_crop_masks(data: EvalFrames, box, real: np.ndarray, quiet: bool = True) -> np.ndarray:
+    """(T, h, w) uint8 person masks of the real frames' video part: the training run's cached ones
+    where known, else segmented now from ``real`` (T, h, w, 3)."""
+    from .baselines import segment_canvas_frames
+
+    if data.masks is not None:
+        return np.stack([content_crop(m, box) for m in data.masks])
+    return segment_canvas_frames(real, quiet=quiet)
+
+
+def background_region(masks: np.ndarray) -> np.ndarray:
+    """(T, h, w) bool: away from the person of the uint8 ``masks`` (T, h, w) (grown as for plates)."""
+    from .plate import PERSON_MARGIN, person_region
+
+    grow = int(round(PERSON_MARGIN * masks.shape[1]))
+    return np.stack([~person_region(m, grow) for m in masks])
+
+
+def baseline_frames(model: Any, data: EvalFrames, notes: list[str]) -> dict[str, np.ndarray]:
+    """The baselines' canvas frames (T, H, W, 3) for the evaluation frames (see
+    :mod:`vid2vid_app.dance.baselines`), or none with a note when the training data is not beside
+    the model."""
+    from .backdrop import closest_image
+    from .baselines import mean_training_frame, nearest_pose_index, training_frames
+
+    train = training_frames(model)
+    if train is None:
+        notes.append("baselines skipped: the model's training data (data/ beside the model file) is not there.")
+        return {}
+    videos = train.videos()
+    means = np.stack([mean_training_frame(v) for v in videos])
+    best = closest_image(means, data.real, model.letterbox)  # the target video these frames belong to
+    train, mean = videos[best], means[best]
+    nearest = nearest_pose_index(train, data.keypoints)
+    return {"mean_training_frame": np.repeat(mean[None], len(data.keypoints), axis=0),
+            "nearest_training_pose": np.stack([train.frames[int(t)] for t in nearest])}
 

@@ -137,7 +137,8 @@ class DanceModel:
 
     ``generator`` maps cat(pose image, previous output) (N, 6, H, W) in [-1, 1] to a frame
     (N, 3, H, W) in [-1, 1] at ``resolution`` (w, h), or for a person layer (``plates`` (V, H, W, 3)
-    uint8, not None) to colour + alpha (N, 4, H, W), composited over ``plate`` (the first plate). ``face_generator`` (or None) refines the face
+    uint8, not None) to colour + alpha (N, 4, H, W), composited over ``plate`` (the first plate
+    unless :meth:`use_plate` picks another). ``face_generator`` (or None) refines the face
     crop. ``target_stats`` and ``target_size`` (w, h) describe the target video in its own pixels;
     ``render`` maps such coordinates into the canvas like the training frames were letterboxed.
     """
@@ -155,7 +156,8 @@ class DanceModel:
     path: Path | None = None
     data: dict[str, Any] | None = None
     plates: torch.Tensor | None = None
-    plate: torch.Tensor | None = None  # (1, 3, H, W) float in [-1, 1] on ``device``: plates[0]
+    plate: torch.Tensor | None = None  # (1, 3, H, W) float in [-1, 1] on ``device``: plates[plate_index]
+    plate_index: int = 0
 
     @property
     def person_layer(self) -> bool:
@@ -201,10 +203,17 @@ class DanceModel:
         if self.face_generator is not None:
             self.face_generator.to(self.device, memory_format=memory_format)
         if self.plates is not None:
-            from ..imaging import to_tensor
-
-            self.plate = to_tensor(self.plates[0].numpy()).to(self.device)
+            self.use_plate(self.plate_index)
         return self
+
+    def use_plate(self, index: int) -> None:
+        """Composite over the plate of target video ``index`` from now on (person layers only)."""
+        from ..imaging import to_tensor
+
+        if self.plates is None or not 0 <= index < len(self.plates):
+            raise ValueError(f"no background plate {index} (the model has {0 if self.plates is None else len(self.plates)})")
+        self.plate_index = int(index)
+        self.plate = to_tensor(self.plates[index].numpy()).to(self.device)
 
     @property
     def face_size(self) -> int:

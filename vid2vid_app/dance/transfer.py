@@ -620,7 +620,7 @@ def _transfer(source: Path, model: Any, output: Path, sbs_path: Path | None, opt
                                     workers=opts.workers)
     # 2. Into the target's frame, normalised onto the target's body statistics.
     keypoints = to_target_poses(poses, net.target_size, net.target_stats, opts.normalize, source)
-    # What stands behind the dancer (person-layer models; None: the target's plate).
+    # What stands behind the dancer (person-layer models only; None for full-frame models).
     backdrop = make_backdrop(opts.background, net, source, start, start + len(keypoints), opts.crop, opts.quiet)
     pose_seconds = time.perf_counter() - t0
     # 3-5. Render, generate with feedback, encode with the source's audio.
@@ -638,8 +638,7 @@ def _transfer(source: Path, model: Any, output: Path, sbs_path: Path | None, opt
         crop=None if opts.crop is None else region, poses_file=poses_file, pose_seconds=pose_seconds,
         generate_seconds=generate_seconds,
         total_seconds=time.perf_counter() - t0, notes=pose_notes(poses, net) + (backdrop.notes if backdrop else []),
-        background=(backdrop.description if backdrop else "the target's background plate")
-        if getattr(net, "person_layer", False) else None,
+        background=backdrop.description if backdrop else None,
         alpha=alpha_path,
     )
 
@@ -729,7 +728,7 @@ def _render_generate_encode(net: Any, keypoints: np.ndarray, source: Path, info:
 
             generate_seconds = run_generation(
                 net, keypoints, write, quiet=opts.quiet,
-                backgrounds=None if backdrop is None else backdrop.frames(len(keypoints)),
+                backgrounds=None if backdrop is None or backdrop.is_plate else backdrop.frames(len(keypoints)),
                 write_layers=write_layers if alpha_sink is not None else None)
             if sbs_writer is not None:
                 sbs_writer.close()
