@@ -318,3 +318,22 @@ def test_prepared_training_data_carries_face_and_hands(bundled_samples, tmp_path
     assert len(np.unique(offsets[:33, 0])) == 33  # body points move on their own
     item = dataset[0]
     assert item["pose0"].shape == (3, 128, 64)
+
+
+def test_transfer_keeps_face_and_hands_of_given_poses_and_notes_missing_ones(tmp_path):
+    """--poses: holistic keypoints keep their face and hands through step 1 and 2 of transfer; a
+    body-only file given to a holistic model is used, with a note saying the figures lack them."""
+    from types import SimpleNamespace
+
+    from vid2vid_app.dance.transfer import pose_notes, read_source_poses, to_target_poses
+
+    seq = sequence(12)
+    poses = read_source_poses(seq, tmp_path / "src.mp4", 12, (W, H), 2, 10)
+    assert poses.filled.shape == (8, 145, 3)
+    target = to_target_poses(poses, (2 * W, 2 * H), None, normalize=False)
+    np.testing.assert_allclose(target[:, parts.FACE_START:, :2], 2 * seq.packed()[2:10, parts.FACE_START:, :2],
+                               rtol=1e-5)
+    assert pose_notes(poses, SimpleNamespace(landmarks="holistic")) == []
+    body_only = read_source_poses(PoseSequence(seq.keypoints, (W, H), 30.0), tmp_path / "src.mp4", 12, (W, H), 0, 12)
+    assert "no face or hands" in pose_notes(body_only, SimpleNamespace(landmarks="holistic"))[0]
+    assert pose_notes(body_only, SimpleNamespace(landmarks="body")) == []
