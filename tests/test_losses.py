@@ -176,17 +176,19 @@ def test_vgg_loss_accepts_full_model_state_dict(shared_weights, tmp_path):
     torch.testing.assert_close(loss.features.stages[0][0].weight, features["0.weight"])
 
 
-def test_vgg_loss_errors(shared_weights, tmp_path, monkeypatch):
-    missing = tmp_path / "nope.pth"
-    with pytest.raises(UserError, match="nope.pth does not exist"):
-        VGGLoss(missing)
-    bad = tmp_path / "bad.pth"
-    bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(UserError, match="bad.pth is not a readable weight file"):
-        VGGLoss(bad)
-    with pytest.raises(UserError, match="does not match the vgg19 feature layers"):
-        VGGLoss(shared_weights / "vgg16_features_imagenet.pth", backbone="vgg19")
-    # Nothing anywhere: the message lists where it looked and how to pass a path.
+@pytest.mark.parametrize(("weights", "backbone", "message"), [
+    (lambda tmp, shared: tmp / "nope.pth", "vgg16", "nope.pth does not exist"),
+    (lambda tmp, shared: tmp / "bad.pth", "vgg16", "bad.pth is not a readable weight file"),
+    (lambda tmp, shared: shared / "vgg16_features_imagenet.pth", "vgg19", "does not match the vgg19 feature layers"),
+], ids=["missing", "not-a-weight-file", "other-backbone"])
+def test_vgg_loss_weight_file_errors(shared_weights, tmp_path, weights, backbone, message):
+    (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match=message):
+        VGGLoss(weights(tmp_path, shared_weights), backbone=backbone)
+
+
+def test_vgg_loss_without_weights_anywhere(tmp_path, monkeypatch):
+    """The message lists where it looked and how to pass a path."""
     monkeypatch.delenv("VID2VID_VGG_WEIGHTS", raising=False)
     monkeypatch.setattr(vgg_module, "weights_dirs", lambda: [tmp_path])
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))

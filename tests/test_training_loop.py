@@ -174,15 +174,16 @@ def test_stages_share_a_run_folder(tmp_path):
         train(other, PairedToy(), cfg(steps=2), tmp_path, resume=True, quiet=True, stage="global")
 
 
-def test_bad_settings_and_data(tmp_path):
-    with pytest.raises(UserError, match="fewer than one batch of 8"):
-        train(tiny_pix2pix(), PairedToy(n=5), cfg(batch_size=8), tmp_path, quiet=True)
-    with pytest.raises(UserError, match="dataset is empty"):
-        train(tiny_pix2pix(), PairedToy(n=0), cfg(), tmp_path, quiet=True)
-    with pytest.raises(UserError, match="decay steps"):
-        train(tiny_pix2pix(), PairedToy(), cfg(steps=2, decay_steps=-1), tmp_path, quiet=True)
-    with pytest.raises(UserError, match="cuda:7"):
-        train(tiny_pix2pix(), PairedToy(), cfg(device="cuda:7"), tmp_path, quiet=True)
+@pytest.mark.parametrize(("items", "settings", "message"), [
+    (5, {"batch_size": 8}, "fewer than one batch of 8"),
+    (0, {}, "dataset is empty"),
+    (None, {"steps": 2, "decay_steps": -1}, "decay steps"),
+    (None, {"device": "cuda:7"}, "cuda:7"),
+], ids=["smaller-than-a-batch", "empty", "negative-decay", "missing-device"])
+def test_bad_settings_and_data(tmp_path, items, settings, message):
+    data = PairedToy() if items is None else PairedToy(n=items)
+    with pytest.raises(UserError, match=message):
+        train(tiny_pix2pix(), data, cfg(**settings), tmp_path, quiet=True)
 
 
 def test_tensorboard_optional(tmp_path):

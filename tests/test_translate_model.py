@@ -54,22 +54,22 @@ def test_resolve_names_paths_and_unfinished_runs(tmp_path):
         ("night2day", "cyclegan", ("AtoB", "BtoA"))]
 
 
-def test_other_generator_files(tmp_path):
-    # A G-only export of the training loop (RGB in) loads as a one-way model.
-    g = tiny_g()
-    export_generator(tmp_path / "g.pt", g, {"note": "plain export"})
+def test_a_plain_generator_export_loads_as_a_one_way_model(tmp_path):
+    """A G-only export of the training loop (RGB in)."""
+    export_generator(tmp_path / "g.pt", tiny_g(), {"note": "plain export"})
     assert set(load_model(tmp_path / "g.pt").generators) == {"AtoB"}
+
+
+@pytest.mark.parametrize(("write", "message"), [
     # A pose-conditioned generator (6 input channels) is not an image translator.
-    export_generator(tmp_path / "pose.pt", tiny_g(in_channels=6))
-    with pytest.raises(UserError, match="takes 6 input channels"):
-        load_model(tmp_path / "pose.pt")
-    # A training checkpoint is not a model.
-    save_checkpoint(tmp_path / "ckpt.pt", {"kind": "checkpoint", "step": 1})
-    with pytest.raises(UserError, match="training checkpoint"):
-        load_model(tmp_path / "ckpt.pt")
-    (tmp_path / "junk.pt").write_bytes(b"not a torch file")
-    with pytest.raises(UserError, match="not a readable model"):
-        load_model(tmp_path / "junk.pt")
+    (lambda p: export_generator(p, tiny_g(in_channels=6)), "takes 6 input channels"),
+    (lambda p: save_checkpoint(p, {"kind": "checkpoint", "step": 1}), "training checkpoint"),
+    (lambda p: p.write_bytes(b"not a torch file"), "not a readable model"),
+], ids=["pose-generator", "training-checkpoint", "not-a-torch-file"])
+def test_other_files_are_not_translation_models(tmp_path, write, message):
+    write(tmp_path / "model.pt")
+    with pytest.raises(UserError, match=message):
+        load_model(tmp_path / "model.pt")
 
 
 def test_presets_and_step_counts():
@@ -92,13 +92,17 @@ def test_presets_and_step_counts():
     assert make_config("pix2pix", "tiny", epochs=3, epochs_decay=2).total_steps(10) == (5 * per_epoch, 2 * per_epoch)
 
 
-def test_settings_errors_and_config_round_trip():
-    with pytest.raises(UserError, match="load size 64 is smaller than the crop size 256"):
-        make_config("pix2pix", "standard", load_size=64)
-    with pytest.raises(UserError, match="not a multiple of 64"):
-        build_networks(make_config("pix2pix", "tiny", crop_size=80, load_size=90))
-    with pytest.raises(UserError, match="one kind of training data"):
-        DataSpec(aligned="x", domain_a=("y",)).kind()
+@pytest.mark.parametrize(("build", "message"), [
+    (lambda: make_config("pix2pix", "standard", load_size=64), "load size 64 is smaller than the crop size 256"),
+    (lambda: build_networks(make_config("pix2pix", "tiny", crop_size=80, load_size=90)), "not a multiple of 64"),
+    (lambda: DataSpec(aligned="x", domain_a=("y",)).kind(), "one kind of training data"),
+], ids=["load-below-crop", "crop-not-multiple-of-stride", "two-kinds-of-data"])
+def test_settings_errors(build, message):
+    with pytest.raises(UserError, match=message):
+        build()
+
+
+def test_config_round_trip():
     cfg = make_config("cyclegan", "tiny", data=DataSpec(domain_a=("a", "b.mp4"), domain_b=("c",), frame_step=3))
     again = from_dict(TranslateConfig, to_dict(cfg))
     assert again == cfg and again.data.domain_a == ("a", "b.mp4")
