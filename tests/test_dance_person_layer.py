@@ -197,6 +197,13 @@ def test_bad_background_files_are_refused_before_any_work(layer_run, clips, tmp_
     assert "--background" in result.output and not out.exists()
 
 
+def test_an_alpha_output_that_is_neither_video_nor_folder_is_refused(layer_run, clips, tmp_path):
+    out = tmp_path / "out.mp4"
+    result = run_cli(transfer_args(layer_run, clips["short"], out, "--alpha", str(tmp_path / "matte.png")))
+    assert result.exit_code != 0 and "--alpha" in result.output and "folder name without a suffix" in result.output
+    assert not out.exists() and "pose:" not in result.output  # refused before the pose pass
+
+
 def test_full_frame_models_refuse_other_backgrounds_and_mattes(clips, tmp_path):
     old = Path(__file__).parent / "fixtures" / "model_files" / "dance_model_v1.pt"
     for extra in (["--background", "none"], ["--alpha", str(tmp_path / "m.mp4")]):

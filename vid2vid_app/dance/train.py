@@ -3,7 +3,8 @@
 Run folder ``RUNS/NAME/``::
 
     dance_config.json     the resolved DanceConfig (written first; marks the folder as a dance run)
-    data/                 prepared frames and poses (see vid2vid_app.dance.prepare)
+    data/                 prepared frames and poses (see vid2vid_app.dance.prepare); person masks
+                          and background plates (vid2vid_app.dance.layer)
     global/, local/, face/  one training run folder per stage (config.json, log.txt, stats.jsonl,
                           samples/, checkpoints/) managed by vid2vid_app.training
     global/generator.pt   the stage's generator export, written when the stage finishes

@@ -57,7 +57,7 @@ from ..imaging import (
     to_uint8_tensor,
 )
 from ..progress import plural, progress
-from ..video.writer import check_video_suffix
+from ..video.writer import WRITER_SUFFIXES, check_video_suffix
 from .backdrop import BACKGROUND_WORDS, Backdrop, check_layered, make_backdrop, open_background
 
 # The detector works on frames whose longer side is at most this many pixels (MediaPipe scales
@@ -157,7 +157,7 @@ class TransferReport:
         if self.side_by_side is not None:
             lines.append(f"wrote {self.side_by_side} (source | stick figure | generated)")
         if self.alpha is not None:
-            kind = "PNGs with transparency" if self.alpha.suffix == "" or self.alpha.is_dir() else "matte video"
+            kind = "PNGs with transparency" if self.alpha.is_dir() else "matte video"
             lines.append(f"wrote {self.alpha} (the alpha matte: {kind})")
         if self.background is not None:
             lines.append(f"background: {self.background}")
@@ -536,11 +536,13 @@ def check_alpha_path(alpha: str | os.PathLike | None, source: Path, outputs: lis
         if other is not None and path.resolve() == Path(other).resolve():
             raise UserError(f"--alpha {path} is also {'the source' if other == source else 'another output'}; "
                             "give it its own file or folder.")
-    if path.suffix:
-        check_video_suffix(path)
-        check_output_path(path, overwrite)
-    else:
+    if path.is_dir() or not path.suffix:
         check_output_path(path, overwrite, folder=True)
+        return path
+    if path.suffix.lower() not in WRITER_SUFFIXES:
+        raise UserError(f"--alpha {path}: give a video file ({', '.join(WRITER_SUFFIXES)}) for a matte video, or a "
+                        "folder name without a suffix for PNGs with transparency.")
+    check_output_path(path, overwrite)
     return path
 
 
@@ -549,7 +551,7 @@ def open_alpha_sink(path: Path, fps, opts: TransferOptions):
     from ..media import MediaSink
     from ..video import VideoWriter
 
-    if path.suffix:
+    if path.suffix and not path.is_dir():
         return VideoWriter(path, fps, quality=opts.quality, preset=opts.encoder_preset, overwrite=opts.overwrite)
     return MediaSink(path, "folder", overwrite=opts.overwrite)
 
