@@ -255,6 +255,21 @@ def best_match_psnr(panel: np.ndarray, frames: list[np.ndarray]) -> float:
     return best
 
 
+def window_with_content(title: str, env: dict, layout, timeout: float = 60.0) -> np.ndarray:
+    """A screenshot (xwd) of the window once it shows a view: the window maps before the first
+    result is ready (the first detection loads MediaPipe's landmark model), small and blank until
+    then."""
+    deadline = time.monotonic() + timeout
+    while True:
+        dump = subprocess.run(["xwd", "-name", title, "-silent"], env=env, capture_output=True, timeout=30,
+                              check=True).stdout
+        shot = read_xwd(dump)
+        shown = (shot.shape[1], shot.shape[0]) == layout.size and shot[: layout.height, : layout.widths[0]].mean() > 20
+        if shown or time.monotonic() > deadline:
+            return shot
+        time.sleep(0.5)
+
+
 def test_window_shows_the_three_panels_and_q_quits(runs, clip, view_size):
     missing = missing_tools("Xvfb", "xwd", "xwininfo", "xdotool")
     if missing:
@@ -266,9 +281,7 @@ def test_window_shows_the_three_panels_and_q_quits(runs, clip, view_size):
         proc = start_live(runs, "--source", clip, "--realtime", "--loop", "--window", "--duration", 300, env=env)
         try:
             wait_for_window(WINDOW_TITLE, {**os.environ, **env}, proc)
-            time.sleep(3)  # results keep coming
-            dump = subprocess.run(["xwd", "-name", WINDOW_TITLE, "-silent"], env={**os.environ, **env},
-                                  capture_output=True, timeout=30, check=True).stdout
+            shot = window_with_content(WINDOW_TITLE, {**os.environ, **env}, layout)
             # windowfocus, not windowactivate: Xvfb runs no window manager to activate windows.
             subprocess.run(["xdotool", "search", "--name", WINDOW_TITLE, "windowfocus", "--sync", "key", "q"],
                            env={**os.environ, **env}, capture_output=True, timeout=30, check=True)
@@ -276,7 +289,6 @@ def test_window_shows_the_three_panels_and_q_quits(runs, clip, view_size):
         finally:
             if proc.poll() is None:
                 proc.kill()
-    shot = read_xwd(dump)
     assert (shot.shape[1], shot.shape[0]) == view_size  # the window is the view, nothing else
     panels = [shot[: layout.height, slice(*layout.panel_x(i))] for i in range(3)]
     # Source panel: one of the clip's frames.
