@@ -82,7 +82,7 @@ def watch(url: str, stop: threading.Event) -> None:
 def run_once(model: DanceModel, source: Path, seconds: float, tmp: Path, serve: bool) -> dict:
     """One live session on ``source`` (looped, real time): its statistics and the load average."""
     options = LiveOptions(source=str(source), realtime=True, loop=True, duration=seconds,
-                          output=tmp / "rec.mp4", serve=0 if serve else None, overwrite=True, quiet=True)
+                          output=tmp / "rec.mp4", serve=0 if serve else None, overwrite=True)
     stop, viewers = threading.Event(), []
 
     def announce(line: str) -> None:

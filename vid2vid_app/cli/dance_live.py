@@ -90,7 +90,7 @@ def live_cmd(model: str, source: str, window: bool, output: Path | None, serve: 
         calibrate=parse_seconds(calibrate, "--calibrate"), normalize=not no_normalize,
         duration=parse_seconds(duration, "--duration"), stats_json=stats_json, record_fps=record_fps,
         quality=quality, encoder_preset=encoder_preset, device=device, open_timeout=open_timeout,
-        overwrite=overwrite, quiet=quiet)
+        overwrite=overwrite)
     for path in (output, stats_json):
         if path is not None:  # one writer per output file for the whole session
             click.get_current_context().with_resource(output_lock(path))

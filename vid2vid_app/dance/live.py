@@ -91,7 +91,6 @@ class LiveOptions:
     device: str | None = "auto"
     open_timeout: float = 5.0
     overwrite: bool = False
-    quiet: bool = False
 
 
 # ------------------------------------------------------------------------------------------------
@@ -651,6 +650,9 @@ def _warm_up(model: Any) -> None:
     memory allocation and kernel selection."""
     import torch
 
+    if model.device.type == "cuda":
+        # Every frame has the same size: cuDNN may time its kernels once and keep the fastest.
+        torch.backends.cudnn.benchmark = True
     w, h = model.resolution
     blank = torch.zeros(1, 3, h, w)
     model.generate(blank, model.generate(blank))
