@@ -5,19 +5,25 @@ lights vs Blue Marble daylight, pixel-aligned, equirectangular, 1536x1024 coveri
 to +90) is cut into::
 
     OUT/train/night/r03_c05.png ...  TRAIN x TRAIN crops of the western three quarters of the image
-    OUT/train/day/r03_c05.png ...    (longitudes -180 to +22.5), the same places under the same names:
-                                     pairs for pix2pix, two unpaired domains for CycleGAN / ToDayGAN
+    OUT/train/day/r03_c05.png ...    (longitudes -180 to +22.5) that show city lights, the same places
+                                     under the same names: pairs for pix2pix, two unpaired domains for
+                                     CycleGAN / ToDayGAN
     OUT/heldout/night/*.png          the queries: EVAL x EVAL crops of the eastern quarter (longitudes
                                      +22.5 to +90, never seen in training) that show city lights
                                      (an all-black night crop cannot be localised by any method)
     OUT/heldout/day/*.png            the database: the day crop of every grid place of the eastern
                                      quarter; a query matches the day crop of its own name
+    OUT/heldout/nearby.csv           ground truth with a tolerance: each query with the day crops of
+                                     its own and the 8 neighbouring grid places (centres at most one
+                                     grid step, 32 px = 5.6 degrees, away in each direction), for
+                                     evaluate-retrieval --ground-truth
     OUT/night_pan.mp4                a night video panning over the eastern quarter
 
 Usage: python samples/earth_crops.py [DAYNIGHT_DIR] OUT [--train-size 72] [--eval-size 64]
 (DAYNIGHT_DIR defaults to ../shared/samples/daynight beside the checkout). The training crops are
 72 px so that the tiny presets (72 px loaded, random 64 px crops) see them at the held-out crops'
-scale.
+scale. Training keeps lit places only, like the queries: most of the map is dark ocean, and a
+model trained mostly on it learns to paint every night crop as sea.
 """
 
 from __future__ import annotations
@@ -76,6 +82,11 @@ def lit_share(crop: np.ndarray) -> float:
     return float((crop.max(axis=2) > LIT_LEVEL).mean())
 
 
+def lit_places(night: np.ndarray, corners: list[tuple[int, int]], size: int) -> list[tuple[int, int]]:
+    """The corners whose ``size`` night crop has at least :data:`MIN_LIT_SHARE` lit pixels."""
+    return [(y, x) for y, x in corners if lit_share(night[y : y + size, x : x + size]) >= MIN_LIT_SHARE]
+
+
 def crop_name(y: int, x: int, stride: int) -> str:
     return f"r{y // stride:02d}_c{x // stride:02d}"
 
@@ -105,21 +116,30 @@ def night_pan(night: np.ndarray, columns: tuple[int, int], width: int = 160, hei
     return [np.ascontiguousarray(night[y : y + height, x : x + width]) for y, x in zip(ys, xs, strict=True)]
 
 
-def make_earth_crops(daynight: Path, out: Path, train_size: int = 72, train_stride: int = 36,
+def write_nearby(path: Path, queries: list[tuple[int, int]], places: list[tuple[int, int]], stride: int) -> None:
+    """CSV rows ``query,match,...``: each query and the places within one ``stride`` in y and x."""
+    lines = []
+    for qy, qx in queries:
+        near = [crop_name(y, x, stride) + ".png" for y, x in places if abs(y - qy) <= stride and abs(x - qx) <= stride]
+        lines.append(",".join([crop_name(qy, qx, stride) + ".png", *near]))
+    path.write_text("query,matches\n" + "\n".join(lines) + "\n")
+
+
+def make_earth_crops(daynight: Path, out: Path, train_size: int = 72, train_stride: int = 18,
                      eval_size: int = 64, eval_stride: int = 32, video: bool = True) -> dict[str, int]:
     """Write the folders described in the module docstring under ``out``; returns their sizes."""
     night, day = load_pair(daynight)
     split = split_columns(night.shape[1])
-    train = grid(night.shape[0], split.train, train_size, train_stride)
+    train = lit_places(night, grid(night.shape[0], split.train, train_size, train_stride), train_size)
     places = grid(night.shape[0], split.heldout, eval_size, eval_stride)
-    queries = [(y, x) for y, x in places
-               if lit_share(night[y : y + eval_size, x : x + eval_size]) >= MIN_LIT_SHARE]
+    queries = lit_places(night, places, eval_size)
     sizes = {
         "train": write_crops(night, day, train, train_size, train_stride, out / "train" / "night",
                              out / "train" / "day"),
         "queries": write_crops(night, day, queries, eval_size, eval_stride, out / "heldout" / "night", None),
         "database": write_crops(night, day, places, eval_size, eval_stride, None, out / "heldout" / "day"),
     }
+    write_nearby(out / "heldout" / "nearby.csv", queries, places, eval_stride)
     if video:
         write_video(out / "night_pan.mp4", night_pan(night, split.heldout), fps=12)
     return sizes
@@ -129,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="+", metavar="[DAYNIGHT_DIR] OUT")
     parser.add_argument("--train-size", type=int, default=72)
-    parser.add_argument("--train-stride", type=int, default=36)
+    parser.add_argument("--train-stride", type=int, default=18)
     parser.add_argument("--eval-size", type=int, default=64)
     parser.add_argument("--eval-stride", type=int, default=32)
     args = parser.parse_args(argv)

@@ -109,6 +109,16 @@ def test_missing_weight_file_is_named():
         find_descriptor_weights("/nope/nope.pth")
 
 
+def test_working_size_limits_the_longer_and_shorter_side():
+    from vid2vid_app.translate.retrieval import working_size
+
+    assert working_size(64, 64, 512, 128) == (128, 128)  # small crops enlarged
+    assert working_size(1920, 1080, 512, 128) == (512, 288)  # large frames reduced, aspect kept
+    assert working_size(300, 200, 512, 128) == (300, 200)  # within both limits: unchanged
+    assert working_size(2000, 40, 512, 128) == (6400, 128)  # a strip: the shorter side wins
+    assert working_size(20, 20, 512, 0) == (32, 32)  # never below the descriptor's minimum
+
+
 # ---------------------------------------------------------------------------------------- recall
 
 
@@ -180,7 +190,7 @@ def test_database_descriptors_are_cached_and_keyed_on_contents(small, tmp_path):
     """The second run reads the database from the cache and gives the same recall; changing one
     database image's pixels (same name) makes a new cache entry."""
     database = subset(small["database"], tmp_path / "db", sorted(p.name for p in small["database"].iterdir()))
-    options = RetrievalOptions(queries=small["queries"], database=database, device="cpu",
+    options = RetrievalOptions(queries=small["queries"], database=database, device="cpu", min_side=64,
                                cache_dir=tmp_path / "cache", quiet=True)
     first = evaluate_retrieval(options)
     second = evaluate_retrieval(options)
@@ -199,7 +209,7 @@ def test_database_descriptors_are_cached_and_keyed_on_contents(small, tmp_path):
 def test_command_prints_table_and_writes_json_with_keys_as_given(small, tmp_path):
     out = tmp_path / "r.json"
     result = invoke("--queries", small["queries"], "--database", small["database"], "--model", CYCLEGAN_MODEL,
-                    "--json", out, "--cache-dir", tmp_path / "c", "--device", "cpu", "-q")
+                    "--json", out, "--cache-dir", tmp_path / "c", "--device", "cpu", "--min-side", 64, "-q")
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert list(data) == ["raw", str(CYCLEGAN_MODEL)]
@@ -207,12 +217,14 @@ def test_command_prints_table_and_writes_json_with_keys_as_given(small, tmp_path
         assert list(values) == ["recall@1", "recall@5", "recall@10"]
         assert 0 <= values["recall@1"] <= values["recall@5"] <= values["recall@10"] <= 1
     assert "6 queries against 12 database images" in result.output and "R@10" in result.output
+    assert "at 64x64" in result.output
     again = invoke("--queries", small["queries"], "--database", small["database"], "--json", out, "-q")
     assert again.exit_code == 1 and "already exists" in again.output
 
 
 def test_other_sizes_are_resized_and_unmatched_queries_counted(small, tmp_path):
-    """Queries at 96x96 (the database is 64x64) are resized with a note; two queries whose names are
+    """Queries at 96x96 (the database is 64x64) are noted; all images are described at the default
+    working size, the database's size enlarged to a 128 px shorter side. Two queries whose names are
     not in the database are listed, left out and counted."""
     queries = tmp_path / "q"
     queries.mkdir()
@@ -224,7 +236,9 @@ def test_other_sizes_are_resized_and_unmatched_queries_counted(small, tmp_path):
     assert result.exit_code == 0, result.output
     assert "2 of 8 queries have no match in the database (by file names) and are left out: elsewhere_1, " \
            "elsewhere_2" in result.output
-    assert "6 of the 6 queries are not 64x64 and were resized to it" in result.output
+    assert "6 of the 6 queries differ in size from the database's first image (64x64); all images are " \
+           "described at 128x128" in result.output
+    assert "database images differ" not in result.output
     assert "6 queries against 12 database images" in result.output
 
 
@@ -261,7 +275,7 @@ def test_bad_input_is_one_clear_sentence(small, tmp_path, case, message):
         args = ["--model", "raw"]
     else:
         args = ["--model", CYCLEGAN_MODEL, "--model", CYCLEGAN_MODEL]
-    result = invoke("--queries", q, "--database", db, "--no-cache", "--device", "cpu", "-q", *args)
+    result = invoke("--queries", q, "--database", db, "--no-cache", "--device", "cpu", "--min-side", 64, "-q", *args)
     assert result.exit_code == 1, result.output
     assert message in result.output and "Traceback" not in result.output
 

@@ -188,7 +188,7 @@ def test_tiny_todaygan_trains_runs_both_ways_resumes_and_is_evaluated(tmp_path, 
     """Night crops (A) -> day crops (B) of the real Earth pair: 4 steps, then resumed to 6; the model
     is listed as todaygan with both directions, translates the night video (same frames, fps) and a
     day image back to night, exports to ONNX, and evaluate-retrieval reports it next to the raw
-    queries."""
+    queries (ground truth: the crops of each query's place and its neighbours)."""
     from vid2vid_app.imaging import read_image
     from vid2vid_app.video import probe
 
@@ -217,12 +217,14 @@ def test_tiny_todaygan_trains_runs_both_ways_resumes_and_is_evaluated(tmp_path, 
 
     out_json = tmp_path / "recall.json"
     result = invoke("evaluate-retrieval", "--queries", earth / "heldout" / "night", "--database",
-                    earth / "heldout" / "day", "--model", "night2day", "--runs-dir", runs, "--json", out_json,
-                    "--cache-dir", tmp_path / "cache", "--device", "cpu", "-q")
+                    earth / "heldout" / "day", "--ground-truth", earth / "heldout" / "nearby.csv", "--model",
+                    "night2day", "--runs-dir", runs, "--json", out_json, "--cache-dir", tmp_path / "cache",
+                    "--device", "cpu", "--min-side", 64, "-q")
     data = json.loads(out_json.read_text())
     assert list(data) == ["raw", "night2day"]
     assert all(0 <= v <= 1 for method in data.values() for v in method.values())
     assert "night2day" in result.output and np.isfinite(data["night2day"]["recall@10"])
+    assert "ground truth: " + str(earth / "heldout" / "nearby.csv") in result.output
 
 
 @pytest.mark.slow

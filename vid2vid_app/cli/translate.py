@@ -399,7 +399,10 @@ def export_cmd(model: str, onnx_path: Path, direction: str | None, opset: int, a
               help="ImageNet VGG16 weights for the descriptor [default: vgg16_features_imagenet.pth in "
                    "$VID2VID_WEIGHTS_DIR or shared/weights, or the torch hub cache].")
 @click.option("--max-side", type=click.IntRange(32), default=512, show_default=True,
-              help="Describe images at the database's size, downscaled to at most this longer side.")
+              help="Describe images at the database's size, downscaled to at most this longer side...")
+@click.option("--min-side", type=click.IntRange(32), default=128, show_default=True,
+              help="...or enlarged to at least this shorter side (VGG16's conv5 sees 1/16 of the input: "
+                   "small crops would leave it a few pixels).")
 @click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True, help="Images per batch.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where database descriptors are cached [default: $VID2VID_CACHE, else "
@@ -413,7 +416,7 @@ def export_cmd(model: str, onnx_path: Path, direction: str | None, opset: int, a
 @user_errors
 def evaluate_retrieval_cmd(queries: Path, database: Path, ground_truth: Path | None, models: tuple[str, ...],
                            direction: str | None, json_path: Path | None, weights: Path | None, max_side: int,
-                           batch_size: int, cache_dir: Path | None, no_cache: bool, runs_dir: Path | None,
+                           min_side: int, batch_size: int, cache_dir: Path | None, no_cache: bool, runs_dir: Path | None,
                            device: str, overwrite: bool, quiet: bool) -> None:
     """Recall@1/5/10 of retrieving each query's place among the database images, for the raw
     queries and for the queries translated by each --model (e.g. night -> day).
@@ -434,7 +437,7 @@ def evaluate_retrieval_cmd(queries: Path, database: Path, ground_truth: Path | N
         check_output_path(json_path, overwrite)
     options = RetrievalOptions(queries=queries, database=database, ground_truth=ground_truth, models=models,
                                direction=direction, runs_dir=runs_dir, weights=weights, device=device,
-                               batch_size=batch_size, max_side=max_side, cache_dir=cache_dir,
+                               batch_size=batch_size, max_side=max_side, min_side=min_side, cache_dir=cache_dir,
                                use_cache=not no_cache, quiet=quiet)
     report = evaluate_retrieval(options)
     if not quiet:

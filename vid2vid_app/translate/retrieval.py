@@ -17,9 +17,11 @@ translation model, in numbered steps:
    their own size), describe them, rank the database by cosine similarity and count Recall@1/5/10,
    the share of queries with a correct database image among the first K.
 
-All images are described at one working size, the database's first image downscaled to at most
-``max_side``: images of another size (queries of another camera, a database of mixed sizes) are
-resized to it, with a note.
+All images are described at one working size: the size of the database's first image, scaled
+(aspect kept) so that its longer side is at most ``max_side`` and its shorter side at least
+``min_side``. VGG16's conv5 sees the input at 1/16 of its resolution, so small crops are enlarged
+before description rather than left with a 4x4 feature map. Images whose own size differs from the
+database's first (queries of another camera, a database of mixed sizes) are noted.
 """
 
 from __future__ import annotations
@@ -166,14 +168,14 @@ def recall_at_k(ranking: np.ndarray, matches: Sequence[Sequence[int]], ks: Seque
 # 3. Describing images
 
 
-def working_size(width: int, height: int, max_side: int) -> tuple[int, int]:
-    """(w, h) images are described at: the given size downscaled (aspect kept) so that the longer
-    side is at most ``max_side``, and upscaled where needed so the shorter side is at least the
-    descriptor's minimum."""
+def working_size(width: int, height: int, max_side: int, min_side: int = 0) -> tuple[int, int]:
+    """(w, h) images are described at: ``width`` x ``height`` scaled (aspect kept) down so that the
+    longer side is at most ``max_side``, or up so that the shorter side is at least ``min_side``
+    (and never below the descriptor's own minimum); the lower limit wins when both apply."""
     from ..models.descriptor import MIN_SIDE
 
     scale = min(1.0, max_side / max(width, height))
-    scale = max(scale, MIN_SIDE / min(width, height))
+    scale = max(scale, max(min_side, MIN_SIDE) / min(width, height))
     return max(MIN_SIDE, round(width * scale)), max(MIN_SIDE, round(height * scale))
 
 
@@ -181,15 +183,17 @@ class Describer:
     """Descriptors of uint8 RGB frames at one working size, in batches, with the time spent.
 
     ``describe(frames, label)``: an iterable of (H, W, 3) uint8 frames -> (N, 512) float32 unit
-    vectors. Frames of another size than ``size`` (w, h) are resized to it; :attr:`resized` counts
-    them per ``label`` (when one is given) so the caller can say so.
+    vectors, every frame resized to ``size`` (w, h). :attr:`resized` counts, per ``label`` (when one
+    is given), the frames whose own size differs from ``reference`` (the database's first image) so
+    the caller can say so.
     """
 
     def __init__(self, network: torch.nn.Module, device: torch.device, size: tuple[int, int],
-                 batch_size: int = 16):
+                 reference: tuple[int, int], batch_size: int = 16):
         self.network = network.to(device).eval()
         self.device = device
         self.size = size
+        self.reference = reference
         self.batch_size = batch_size
         self.images = 0
         self.seconds = 0.0
@@ -200,11 +204,11 @@ class Describer:
         return self.images / self.seconds if self.seconds > 0 else float("nan")
 
     def _fit(self, frame: np.ndarray, label: str | None) -> np.ndarray:
+        if label is not None and (frame.shape[1], frame.shape[0]) != self.reference:
+            self.resized[label] = self.resized.get(label, 0) + 1
         w, h = self.size
         if frame.shape[1] == w and frame.shape[0] == h:
             return frame
-        if label is not None:
-            self.resized[label] = self.resized.get(label, 0) + 1
         interp = cv2.INTER_AREA if frame.shape[0] * frame.shape[1] > w * h else cv2.INTER_CUBIC
         return cv2.resize(frame, (w, h), interpolation=interp)
 
@@ -321,6 +325,7 @@ class RetrievalOptions:
     device: str = "auto"
     batch_size: int = 16
     max_side: int = 512
+    min_side: int = 128
     cache_dir: Path | None = None  # None: default_cache_dir() / "retrieval"
     use_cache: bool = True
     quiet: bool = False
@@ -414,9 +419,9 @@ def _database_descriptors(source, describer: Describer, options: RetrievalOption
 
 
 def _size_notes(describer: Describer, counts: dict[str, int]) -> list[str]:
-    w, h = describer.size
-    return [f"{n} of the {counts[label]} {label} are not {w}x{h} and were resized to it for the descriptor."
-            for label, n in describer.resized.items() if n]
+    (rw, rh), (w, h) = describer.reference, describer.size
+    return [f"{n} of the {counts[label]} {label} differ in size from the database's first image ({rw}x{rh}); "
+            f"all images are described at {w}x{h}." for label, n in describer.resized.items() if n]
 
 
 def _open(path: Path, what: str):
@@ -454,8 +459,8 @@ def evaluate_retrieval(options: RetrievalOptions, log: Callable[[str], None] | N
     device = resolve_device(options.device)
     models = load_models(options.models, options.runs_dir, device, options.direction)
     weights = find_descriptor_weights(options.weights)
-    size = working_size(*database.size, options.max_side)
-    describer = Describer(GeMDescriptor(weights), device, size, options.batch_size)
+    size = working_size(*database.size, options.max_side, options.min_side)
+    describer = Describer(GeMDescriptor(weights), device, size, tuple(database.size), options.batch_size)
     # 3. Database descriptors (cached).
     db_desc, cache_hit = _database_descriptors(database, describer, options, weights, notes)
     # 4. Each method: queries (translated) -> descriptors -> ranking -> recall.
