@@ -39,7 +39,8 @@ def clips(bundled_samples, tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def layer_run(clips, tmp_path_factory) -> Path:
-    """A person-layer run (the tiny preset's default) on the short real clip: RUNS folder."""
+    """A person-layer run (the tiny preset's default) on the short real clip: RUNS folder.
+    Training it takes several seconds, so every test that uses it is marked slow."""
     runs = tmp_path_factory.mktemp("runs")
     result = run_cli(["train", str(clips["short"]), "--name", "pl", "--runs-dir", str(runs), *TINY, "--steps", "3"])
     assert result.exit_code == 0, result.output
@@ -55,6 +56,7 @@ def run_cli(args: list[str]):
 
 # ------------------------------------------------------------------------------------- training
 
+@pytest.mark.slow
 def test_train_stores_masks_plate_and_a_four_channel_generator(layer_run):
     run = layer_run / "pl"
     data = run / "data"
@@ -74,6 +76,7 @@ def test_train_stores_masks_plate_and_a_four_channel_generator(layer_run):
     assert np.median(np.abs(frames[0].astype(int) - plates[0].numpy().astype(int))[empty]) <= 3
 
 
+@pytest.mark.slow
 def test_person_layer_model_composites_over_its_plate(layer_run):
     model = DanceModel.load(layer_run / "pl" / "model.pt")
     assert model.person_layer and model.plate.shape == (1, 3, 128, 64)
@@ -87,6 +90,7 @@ def test_person_layer_model_composites_over_its_plate(layer_run):
     assert not torch.equal(model.generate(pose, frame), frame)
 
 
+@pytest.mark.slow
 def test_resume_reuses_masks_and_plate(layer_run, clips):
     marker = layer_run / "pl" / "data" / "layer_64x128.json"
     before = marker.stat().st_mtime_ns
@@ -136,6 +140,7 @@ def _frames(path: Path) -> np.ndarray:
     return np.stack(list(iter_frames(path)))
 
 
+@pytest.mark.slow
 def test_transfer_over_black_with_the_matte_as_transparent_pngs(layer_run, clips, tmp_path):
     out, mattes = tmp_path / "black.mp4", tmp_path / "matte"
     result = run_cli(transfer_args(layer_run, clips["short"], out, "--background", "none", "--alpha", str(mattes)))
@@ -154,6 +159,7 @@ def test_transfer_over_black_with_the_matte_as_transparent_pngs(layer_run, clips
     assert np.abs(frame - alpha[..., None] * colour).mean() < 6
 
 
+@pytest.mark.slow
 def test_transfer_over_an_image_of_another_aspect_and_a_matte_video(layer_run, clips, tmp_path):
     from vid2vid_app.imaging import write_image
 
@@ -176,6 +182,7 @@ def test_transfer_over_an_image_of_another_aspect_and_a_matte_video(layer_run, c
     assert np.median(frames[left][:, 1]) > 150 and np.median(frames[right][:, 0]) > 150
 
 
+@pytest.mark.slow
 def test_transfer_loops_a_shorter_background_video(layer_run, clips, tmp_path, bundled_samples):
     short_bg = make_test_clip(tmp_path / "bg.mp4", list(iter_frames(bundled_samples / "target_cam03.mp4", end=5)), 60)
     out = tmp_path / "video.mp4"
@@ -185,6 +192,7 @@ def test_transfer_loops_a_shorter_background_video(layer_run, clips, tmp_path, b
     assert len(_frames(out)) == 12
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make, message", [
     (lambda d: (d / "notes.txt").write_text("not a picture") and d / "notes.txt", "neither a readable video nor an image"),
     (lambda d: d / "missing.png", "does not exist"),
@@ -197,6 +205,7 @@ def test_bad_background_files_are_refused_before_any_work(layer_run, clips, tmp_
     assert "--background" in result.output and not out.exists()
 
 
+@pytest.mark.slow
 def test_an_alpha_output_that_is_neither_video_nor_folder_is_refused(layer_run, clips, tmp_path):
     out = tmp_path / "out.mp4"
     result = run_cli(transfer_args(layer_run, clips["short"], out, "--alpha", str(tmp_path / "matte.png")))
@@ -228,6 +237,7 @@ def test_transfer_into_the_source_scene(layer_run, clips, tmp_path):
 
 # ------------------------------------------------------------------------------------- evaluate
 
+@pytest.mark.slow
 def test_evaluate_prints_the_baselines_beside_each_metric(layer_run, tmp_path):
     import json
 
@@ -248,6 +258,7 @@ def test_evaluate_prints_the_baselines_beside_each_metric(layer_run, tmp_path):
     assert nearest["pose_distance"] is not None and nearest["pose_distance"] < 0.5
 
 
+@pytest.mark.slow
 def test_held_out_frames_read_the_cached_person_masks(layer_run):
     from vid2vid_app.dance.evaluate import held_out_frames
 

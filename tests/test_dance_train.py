@@ -45,6 +45,7 @@ def run_cli(args: list[str]):
 
 # ------------------------------------------------------------------------------------- CLI
 
+@pytest.mark.slow
 def test_train_writes_a_model_that_loads(clips, tmp_path):
     """`dance train` on a real clip writes RUNS/NAME/model.pt; DanceModel.load rebuilds it and it
     renders and generates at its resolution; the summary names steps and validation metrics."""
@@ -73,6 +74,7 @@ def test_train_writes_a_model_that_loads(clips, tmp_path):
     assert losses and all("G_L1" in r and "G_VGG" not in r for r in losses)
 
 
+@pytest.mark.slow
 def test_existing_run_is_refused_without_overwrite(clips, tmp_path):
     runs = tmp_path / "runs"
     args = ["train", str(clips["short"]), "--name", "kid", "--runs-dir", str(runs), *TINY, "--stages", "global",
@@ -210,6 +212,7 @@ def test_preset_vgg_without_weights_falls_back_with_a_note(monkeypatch):
     assert notes and "without the VGG loss" in notes[0]
 
 
+@pytest.mark.slow
 def test_face_stage_and_old_model_files(clips, tmp_path):
     """--face trains the face stage; its model refines the face box only. A model file whose
     config lacks newer fields still loads with defaults."""

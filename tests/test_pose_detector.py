@@ -43,6 +43,7 @@ def _centroids_and_heights(seq):
     return centroid, height
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SINGLE)
 def test_single_person_detected_with_nose_and_ankles(detections, name):
     seq, stats = detections[name]
@@ -60,6 +61,7 @@ def test_single_person_detected_with_nose_and_ankles(detections, name):
     assert np.median(nose_to_ankle) > 400
 
 
+@pytest.mark.slow
 def test_multiperson_clip_follows_one_person(detections):
     seq, stats = detections[MULTI]
     assert seq.valid.mean() >= 0.95
@@ -119,6 +121,7 @@ def test_no_person_gives_missing_row_and_bad_frames_are_refused():
         detect_sequence([], 25.0, (90, 120))
 
 
+@pytest.mark.slow
 def test_smoothing_reduces_jitter_of_real_keypoints(detections):
     seq, _ = detections[SINGLE[0]]
     before = mean_acceleration(seq)

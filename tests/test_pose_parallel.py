@@ -38,6 +38,7 @@ def test_frame_range_yields_the_frames_of_its_part(bundled_samples):
     assert next(iter(cropped(0, 1))).shape[:2] == (cropped.output_size[1], cropped.output_size[0]) == (80, 45)
 
 
+@pytest.mark.slow
 def test_a_clip_that_fits_one_chunk_gives_the_keypoints_of_one_process(bundled_samples):
     """The property the pose pass promises: asking for many workers changes nothing on a clip
     too short to split, bit for bit."""
