@@ -1,12 +1,13 @@
 # Two entry points for newcomers:
 #   make demo   creates .venv, installs the package, runs motion transfer on the bundled sample
 #   make test   creates .venv, installs the package with its test tools, runs the test suite
+#   make test-fast   the same without the long end-to-end tests (marked slow), for quick checks
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install lint bench clean
+.PHONY: demo test test-fast install lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +24,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --durations=15
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" -n 2 --durations=10
 
 lint: $(STAMP)
 	$(BIN)/ruff check vid2vid_app tests bench samples
