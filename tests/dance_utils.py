@@ -1,5 +1,6 @@
 """Clips for the `dance train` data tests, derived from the bundled real sample
-(samples/target_cam01.mp4, a real 360x640 portrait recording of one man)."""
+(samples/target_cam01.mp4, a real 360x640 portrait recording of one man), and the `dance` CLI
+runner they share."""
 
 from __future__ import annotations
 
@@ -9,6 +10,19 @@ import numpy as np
 from video_utils import make_test_clip
 
 from vid2vid_app.video import iter_frames
+
+
+def run_cli(args: list[str]):
+    """Run `dance ARGS` through click's CliRunner; an unexpected exception (a traceback a user
+    would see) is raised, refusals come back as the result with a non-zero exit code."""
+    from click.testing import CliRunner
+
+    from vid2vid_app.cli.dance import dance
+
+    result = CliRunner().invoke(dance, args, catch_exceptions=True)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
 
 
 def make_dance_clips(bundled_samples: Path, root: Path) -> dict[str, Path]:

@@ -12,11 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
-from dance_utils import make_dance_clips
+from dance_utils import make_dance_clips, run_cli
 from video_utils import make_test_clip
 
-from vid2vid_app.cli.dance import dance
 from vid2vid_app.dance.model import DanceModel, read_model_file
 from vid2vid_app.imaging import to_tensor
 from vid2vid_app.video import iter_frames
@@ -45,13 +43,6 @@ def layer_run(clips, tmp_path_factory) -> Path:
     result = run_cli(["train", str(clips["short"]), "--name", "pl", "--runs-dir", str(runs), *TINY, "--steps", "3"])
     assert result.exit_code == 0, result.output
     return runs
-
-
-def run_cli(args: list[str]):
-    result = CliRunner().invoke(dance, args, catch_exceptions=True)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
 
 
 # ------------------------------------------------------------------------------------- training

@@ -14,10 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
-from dance_utils import make_dance_clips
+from dance_utils import make_dance_clips, run_cli
 
-from vid2vid_app.cli.dance import dance
 from vid2vid_app.config import to_dict
 from vid2vid_app.dance.config import make_config
 from vid2vid_app.dance.dataset import StagePoses, TemporalPairDataset
@@ -34,13 +32,6 @@ TINY = ["--preset", "tiny", "--quiet"]
 @pytest.fixture(scope="module")
 def clips(bundled_samples, tmp_path_factory) -> dict[str, Path]:
     return make_dance_clips(bundled_samples, tmp_path_factory.mktemp("clips"))
-
-
-def run_cli(args: list[str]):
-    result = CliRunner().invoke(dance, args, catch_exceptions=True)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
 
 
 # ------------------------------------------------------------------------------------- CLI
