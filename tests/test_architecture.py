@@ -36,3 +36,17 @@ def test_library_modules_do_not_import_click():
     offenders = [str(p.relative_to(PACKAGE)) for p in library
                  if re.search(r"^\s*(import|from) click\b", p.read_text(), re.M)]
     assert offenders == []
+
+
+def test_no_library_function_is_longer_than_80_lines():
+    """Long jobs read as numbered steps calling named functions, not as one long body."""
+    import ast
+
+    long = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 80:
+                    long.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name} ({lines} lines)")
+    assert long == []

@@ -355,24 +355,31 @@ def _train_in_run(videos: list[Path], name: str, cfg: DanceConfig, run_dir: Path
             body = net
 
     # 4. The model file.
-    model_path = run_dir / MODEL_FILE
-    resolution = canvas
-    n_train, n_val = len(pairs), len(val_idx)
-    distributed.run_on_main(lambda: save_dance_model(
-        model_path, generator=body, face_generator=face, config=cfg, target_stats=data.stats,
-        render_style=style, target_size=target_size, resolution=resolution, letterbox=data.letterbox,
-        stage="local" if "local" in cfg.stages else "global",
-        data={"dir": "data", "frames_file": data.frames_path.name, "frames": len(data),
-              "canvas": list(canvas), "val_start": int(len(data) - round(len(data) * cfg.val_fraction)),
-              "val_frames": [int(i) for i in val_idx], "fps": data.fps,
-              "face_side": face_side, "masks_file": layer.masks_path.name if layer else None},
-        plates=layer.plates if layer else None), dist_info)
+    model_path = distributed.run_on_main(lambda: _write_model(
+        run_dir / MODEL_FILE, cfg, data, layer, body, face, style, canvas, target_size, val_idx, face_side), dist_info)
+    resolution, n_train, n_val = canvas, len(pairs), len(val_idx)
     return DanceTrainSummary(
         name=name, run_dir=run_dir, model_path=model_path, stages=results,
         seconds=time.perf_counter() - t_start, frames=len(data), frames_with_person=int(data.valid.sum()),
         train_pairs=n_train, val_frames=n_val, resolution=resolution, notes=notes,
         generation="person layer over the background plate" + ("s" if len(data.videos) > 1 else "")
         if layer else "full frame")
+
+
+def _write_model(path: Path, cfg: DanceConfig, data: PreparedData, layer: LayerData | None, body, face, style,
+                 canvas: tuple[int, int], target_size: tuple[int, int], val_idx: np.ndarray,
+                 face_side: int | None) -> Path:
+    """The finished model file: generators, the target's statistics, renderer settings, the
+    prepared data's layout (for `dance evaluate`) and the background plates of a person layer."""
+    return save_dance_model(
+        path, generator=body, face_generator=face, config=cfg, target_stats=data.stats,
+        render_style=style, target_size=target_size, resolution=canvas, letterbox=data.letterbox,
+        stage="local" if "local" in cfg.stages else "global",
+        data={"dir": "data", "frames_file": data.frames_path.name, "frames": len(data),
+              "canvas": list(canvas), "val_start": int(len(data) - round(len(data) * cfg.val_fraction)),
+              "val_frames": [int(i) for i in val_idx], "fps": data.fps,
+              "face_side": face_side, "masks_file": layer.masks_path.name if layer else None},
+        plates=layer.plates if layer else None)
 
 
 def stage_face_side(data: PreparedData, cfg: DanceConfig) -> int | None:
