@@ -17,6 +17,7 @@ that way); a holistic one has both arrays, even when a part is never found.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -154,9 +155,12 @@ class PoseSequence:
                   "size": np.asarray(self.size, dtype=np.int64)}
         if self.face is not None:
             arrays.update(face=self.face, hands=self.hands)
+        # Built in memory (keypoint files are small), so a failed disk write cannot leave numpy's
+        # zip writer half-open on a closed file; a buffer also stops numpy appending another ".npz".
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
         with atomic_path(path) as tmp:
-            with open(tmp, "wb") as f:  # a file object stops numpy from appending another ".npz"
-                np.savez(f, **arrays)
+            tmp.write_bytes(buffer.getvalue())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> PoseSequence:
