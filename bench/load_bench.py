@@ -7,9 +7,11 @@ Cases, each run in a fresh process (the OpenMP runtime reads its environment onc
 
   old       PyTorch's default threads (one per core) and OpenMP's default wait: idle threads spin a
             while before they sleep
-  passive   PyTorch's default threads, passive OpenMP wait (separates the two changes)
-  new       what the commands do: passive wait (set by importing vid2vid_app.cli before torch) and
-            the thread count of vid2vid_app.device.configure_threads() (free cores at start)
+  passive   PyTorch's default threads, passive OpenMP wait: idle threads sleep at once (a
+            reference: graceful under load, but slower alone)
+  new       what the commands do: a short spin before sleeping (GOMP_SPINCOUNT=10000, set by
+            importing vid2vid_app.cli before torch) and the thread count of
+            vid2vid_app.device.configure_threads() (free cores at start)
 
 Each case runs alone, then while a competing process runs: 2 PyTorch threads multiplying 512x512
 matrices, with OpenMP's defaults (another user's job). The load starts first and is busy before the

@@ -88,11 +88,15 @@ def test_every_computing_command_takes_threads(probe):
     assert "--threads" not in results["translate-video list"][1]
 
 
-def test_cli_start_selects_passive_openmp_wait_unless_the_user_chose():
-    code = "import os, vid2vid_app.cli; print(os.environ['OMP_WAIT_POLICY'], os.environ['KMP_BLOCKTIME'])"
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "KMP_BLOCKTIME")}
+def test_cli_start_selects_a_short_openmp_spin_unless_the_user_chose():
+    code = ("import os, vid2vid_app.cli; e = os.environ; "
+            "print(e.get('OMP_WAIT_POLICY', '-'), e.get('GOMP_SPINCOUNT', '-'), e.get('KMP_BLOCKTIME', '-'))")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "KMP_BLOCKTIME", "GOMP_SPINCOUNT")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    assert out.stdout.split() == ["PASSIVE", "0"]
-    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    assert out.stdout.split() == ["-", "10000", "1"]
+    env["GOMP_SPINCOUNT"] = "500"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    assert out.stdout.split() == ["ACTIVE", "0"]
+    assert out.stdout.split() == ["-", "500", "1"]
+    env["OMP_WAIT_POLICY"] = "ACTIVE"  # a policy the user chose is left to the runtime's own spin
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.split() == ["ACTIVE", "500", "-"]
