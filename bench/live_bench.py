@@ -51,9 +51,10 @@ TARGET_POSES = REPO / "bench" / "data" / "target_pose" / "keypoints.npz"
 GOAL_FPS, GOAL_P95_MS = 25.0, 120.0
 
 
-def tiny_model(path: Path, device: torch.device) -> DanceModel:
-    """The tiny preset's generator (random weights) for samples/target_cam01.mp4."""
-    cfg = make_config("tiny")
+def tiny_model(path: Path, device: torch.device, landmarks: str = "holistic") -> DanceModel:
+    """The tiny preset's generator (random weights) for samples/target_cam01.mp4; ``landmarks``
+    decides which pose pass live runs (the model's own setting)."""
+    cfg = make_config("tiny", landmarks=landmarks)
     info = probe(SAMPLES / "target_cam01.mp4")
     size = (info.width, info.height)
     canvas = (min(cfg.size), max(cfg.size)) if info.height > info.width else tuple(cfg.size)
@@ -104,6 +105,8 @@ def main() -> None:
     parser.add_argument("--serve", action="store_true", help="also serve the view to a local MJPEG viewer")
     parser.add_argument("--threads", type=int, default=None, help="torch/OpenCV threads (default: as the CLI)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--landmarks", choices=("holistic", "body"), default="holistic",
+                        help="the model's landmark set, which decides the live pose pass")
     args = parser.parse_args()
     threads = configure_threads(args.threads)
     device = resolve_device(args.device)
@@ -113,7 +116,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        model = tiny_model(tmp / "model.pt", device)
+        model = tiny_model(tmp / "model.pt", device, args.landmarks)
         w, h = model.resolution
         print(f"model: tiny preset generator, {w}x{h} canvas, random weights; outputs: recording (x264 "
               f"veryfast){' + MJPEG server with one viewer' if args.serve else ''}; {args.seconds:g} s per clip, "
