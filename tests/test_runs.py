@@ -143,6 +143,18 @@ def test_a_failing_replacement_puts_the_old_run_back(tmp_path):
     assert (folder / "translate.json").read_text() == '{"old": true}'
 
 
+def test_an_interrupted_replacement_puts_the_old_run_back(tmp_path):
+    folder = tmp_path / "runs" / "r"
+    folder.mkdir(parents=True)
+    (folder / "translate.json").write_text('{"old": true}')
+    with pytest.raises(KeyboardInterrupt):
+        with open_run(folder, "translate", resume=False, overwrite=True):
+            (folder / "translate.json").write_text('{"new": true}')
+            raise KeyboardInterrupt
+    assert (folder / "translate.json").read_text() == '{"old": true}'
+    assert [p.name for p in folder.parent.iterdir() if ".replaced-" in p.name] == []
+
+
 def test_resume_and_overwrite_together_are_refused(tmp_path):
     with pytest.raises(UserError, match="give one of them"):
         check_run_folder(tmp_path / "r", "dance", resume=True, overwrite=True)
@@ -187,6 +199,7 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path):
     holder.wait()
     with open_run(folder, "translate", resume=True, overwrite=False) as state:
         assert state.continuing
+        assert any(f"left by process {holder.pid}, which is gone" in n for n in state.notes)
     lock_text = (folder.parent / ".r.lock").read_text()
     assert lock_text == ""  # released: no owner named
 

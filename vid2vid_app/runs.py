@@ -180,20 +180,18 @@ def check_run_folder(folder: Path, job: str, *, resume: bool, overwrite: bool) -
 
 
 @contextlib.contextmanager
-def open_run(folder: Path, job: str, *, resume: bool, overwrite: bool, keep_inside: tuple = (),
-             lock: bool = True) -> Iterator[RunState]:
+def open_run(folder: Path, job: str, *, resume: bool, overwrite: bool,
+             keep_inside: tuple = ()) -> Iterator[RunState]:
     """Open ``folder`` for training ``job`` under the rules in the module doc; yields a
     :class:`RunState`. The caller writes the job's marker file first, calls ``state.commit()`` once
     its data is validated, and trains inside the block (the lock is held until it ends).
 
     ``keep_inside``: input paths (training data) that must not be deleted by ``overwrite``.
-    ``lock=False`` is for processes that do not write (other torchrun ranks).
+    Only the process that writes the run opens it (rank 0 under torchrun).
     """
     folder = Path(folder)
-    lock_cm = (exclusive_lock(folder.parent / f".{folder.name}.lock", f"run {folder}") if lock
-               else contextlib.nullcontext())
     notes: list[str] = []
-    with lock_cm:
+    with exclusive_lock(folder.parent / f".{folder.name}.lock", f"run {folder}", notes=notes):
         exists = check_run_folder(folder, job, resume=resume, overwrite=overwrite)
         state = RunState(folder, job, continuing=exists and resume, created=not folder.exists(), notes=notes)
         if exists and overwrite:
@@ -209,7 +207,13 @@ def open_run(folder: Path, job: str, *, resume: bool, overwrite: bool, keep_insi
         except Exception:
             _undo(state)
             raise
-        finally:  # also after Ctrl-C, which keeps what was written so far for --resume
+        except BaseException:
+            # Ctrl-C keeps what a new run wrote so far (for --resume), but a run being replaced comes
+            # back when the new one was interrupted before its data was checked.
+            if state._replaced is not None:
+                _undo(state)
+            raise
+        finally:
             state.commit()
 
 
