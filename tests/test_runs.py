@@ -132,25 +132,15 @@ def test_a_setting_that_fails_after_setup_leaves_no_folder_behind(paired, tmp_pa
     assert run_job(runs / "r") == "translate"
 
 
-def test_a_failing_replacement_puts_the_old_run_back(tmp_path):
+@pytest.mark.parametrize("stop", [RuntimeError, KeyboardInterrupt], ids=["error", "ctrl-c"])
+def test_a_replacement_that_stops_before_its_data_is_checked_puts_the_old_run_back(tmp_path, stop):
     folder = tmp_path / "runs" / "r"
     folder.mkdir(parents=True)
     (folder / "translate.json").write_text('{"old": true}')
-    with pytest.raises(RuntimeError):
+    with pytest.raises(stop):
         with open_run(folder, "translate", resume=False, overwrite=True):
             (folder / "translate.json").write_text('{"new": true}')
-            raise RuntimeError("data turned out to be bad")
-    assert (folder / "translate.json").read_text() == '{"old": true}'
-
-
-def test_an_interrupted_replacement_puts_the_old_run_back(tmp_path):
-    folder = tmp_path / "runs" / "r"
-    folder.mkdir(parents=True)
-    (folder / "translate.json").write_text('{"old": true}')
-    with pytest.raises(KeyboardInterrupt):
-        with open_run(folder, "translate", resume=False, overwrite=True):
-            (folder / "translate.json").write_text('{"new": true}')
-            raise KeyboardInterrupt
+            raise stop()
     assert (folder / "translate.json").read_text() == '{"old": true}'
     assert [p.name for p in folder.parent.iterdir() if ".replaced-" in p.name] == []
 
