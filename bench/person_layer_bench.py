@@ -23,7 +23,11 @@ compared with the real frames at that size:
                      ``--timing-rounds`` rounds of 20 steps on the same prepared data, median: the
                      fairer comparison of the two modes' cost on a shared machine
 
-plus the mean-training-frame PSNR of the same frames (the baseline a model must beat).
+plus the mean-training-frame PSNR of the same frames (the baseline a model must beat), and where
+the error is: PSNR over the person (the real frames' masks, grown as for the plates) and over the
+rest, the PSNR the output would have if its background were the plate itself ("plate bg": no
+matte error, no encoding loss there), and the person PSNR of the mean training frame and of the training frame with
+the nearest pose (a lookup of the real person in a similar pose).
 
 Clip sets (bundled in samples/, real recordings):
   demo    target_cam01.mp4 + target_cam02.mp4, the demo's training set (held out: cam02's end)
@@ -87,9 +91,10 @@ def held_out(model) -> tuple[Path, int, np.ndarray]:
     return videos[last], int(data["val_start"]) - first_of_last, val
 
 
-def measure(model_path: Path, work: Path, lpips, masks_from: Path) -> dict[str, float]:
-    """Transfer the held-out part with --no-normalize and compare it with the real frames."""
-    from vid2vid_app.dance.baselines import mean_training_frame, training_frames
+def measure(model_path: Path, work: Path, lpips, masks_from: Path, plates: np.ndarray | None) -> dict[str, float]:
+    """Transfer the held-out part with --no-normalize and compare it with the real frames.
+    ``masks_from`` and ``plates`` (V, H, W, 3) come from the set's person-layer run (same canvas)."""
+    from vid2vid_app.dance.baselines import mean_training_frame, nearest_pose_index, training_frames
     from vid2vid_app.dance.evaluate import background_region, canvas_pose_distance
     from vid2vid_app.dance.model import DanceModel
     from vid2vid_app.dance.transfer import content_crop
@@ -113,14 +118,43 @@ def measure(model_path: Path, work: Path, lpips, masks_from: Path) -> dict[str, 
     with np.load(Path(model_path).parent / "data" / "poses.npz") as z:
         keypoints = z["keypoints"][val]
     mean = content_crop(mean_training_frame(train.videos()[-1]), box)
+    person = ~background
+    # Where the error is: the real held-out frames' background replaced by the plate (every model
+    # pixel there exact), and the mean training frame's and nearest-training-pose frame's person.
+    plate = content_plate(plates, real, box)
+    nearest = np.stack([content_crop(train.frames[int(i)], box)
+                        for i in nearest_pose_index(train.videos()[-1], keypoints)])
     return {
+        "perfect_bg": psnr(np.where(background[..., None], plate[None], fake), real) if plate is not None else float("nan"),
+        "mean_person": region_psnr(np.repeat(mean[None], len(real), axis=0), real, person),
+        "nearest_person": region_psnr(nearest, real, person),
         "psnr": psnr(fake, real), "ssim": ssim(fake, real),
+        "psnr_person": region_psnr(fake, real, person), "psnr_bg": region_psnr(fake, real, background),
         "lpips": lpips(fake, real) if lpips is not None and min(fake.shape[1:3]) >= 32 else float("nan"),
         "pose": canvas_pose_distance(model, fake, keypoints, float(model.data.get("fps", 30.0))),
         "bg_flicker": background_flicker(fake, real, background),
         "mean_psnr": psnr(np.repeat(mean[None], len(real), axis=0), real),
         "frames": len(real),
     }
+
+
+def content_plate(plates: np.ndarray | None, real: np.ndarray, box) -> np.ndarray | None:
+    """Of the person-layer run's canvas plates (V, H, W, 3) uint8, the one of the video that the
+    content-cropped ``real`` frames (N, h, w, 3) show, cropped to the content; None without plates."""
+    from vid2vid_app.dance.backdrop import closest_image
+    from vid2vid_app.dance.transfer import content_crop
+
+    if plates is None:
+        return None
+    cropped = np.stack([content_crop(p, box) for p in plates])
+    return cropped[closest_image(cropped, real)]
+
+
+def region_psnr(fake: np.ndarray, real: np.ndarray, region: np.ndarray) -> float:
+    """PSNR (dB, range 255) of uint8 (T, H, W, 3) frames over the pixels where ``region`` (T, H, W)
+    is True, all frames pooled."""
+    diff = (fake.astype(np.float64) - real.astype(np.float64))[region]
+    return float(10 * np.log10(255.0**2 / max(float(np.mean(diff**2)), 1e-12)))
 
 
 def interleaved_step_times(run_dir: Path, rounds: int, steps: int = 20) -> dict[str, float]:
@@ -194,6 +228,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs-dir", type=Path, default=None, help="where the runs go [default: a temp folder]")
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated: " + ", ".join(MODES))
     parser.add_argument("--keep", action="store_true", help="keep the runs and transfer outputs")
     parser.add_argument("--lpips-weights", type=Path, default=None)
     parser.add_argument("--timing-rounds", type=int, default=3, help="interleaved timing rounds (0: skip)")
@@ -207,14 +242,16 @@ def main() -> None:
     rows = []
     for name in [s.strip() for s in args.sets.split(",") if s.strip()]:
         videos = [SAMPLES / v for v in SETS[name]]
-        masks_file = None
-        for mode, flag in MODES.items():
+        masks_file = plates = None
+        for mode, flag in [(m.strip(), MODES[m.strip()]) for m in args.modes.split(",")]:
             run = f"{name}_{flag.strip('-').replace('-', '_')}"
             started = time.perf_counter()
             per_step = train(videos, run, flag, args.steps, args.seed, runs)
             if masks_file is None:
                 masks_file = next((runs / run / "data").glob("masks_*.u8"))
-            result = measure(runs / run / "model.pt", runs, lpips, masks_file)
+                with np.load(next((runs / run / "data").glob("plates_*.npz"))) as z:
+                    plates = z["plates"]
+            result = measure(runs / run / "model.pt", runs, lpips, masks_file, plates)
             result.update(set=name, mode=mode, s_step=per_step, wall=time.perf_counter() - started)
             rows.append(result)
             print(f"  {name} / {mode}: done in {result['wall']:.0f} s", flush=True)
@@ -230,6 +267,12 @@ def main() -> None:
         print(f"{r['set']:<6} {r['mode']:<13} {r['frames']:>6} {fmt(r['psnr']):>6} {fmt(r['ssim'], 3):>6} "
               f"{fmt(r['lpips'], 3):>6} {fmt(r['pose'], 3):>6} {fmt(r['bg_flicker']):>8} {fmt(r['s_step'], 3):>7} "
               f"{fmt(r.get('step', float('nan')), 3):>18} {fmt(r['mean_psnr']):>16}")
+    print("\nwhere the error is (PSNR in dB over the person, grown as for the plates, and over the rest):")
+    print(f"{'set':<6} {'mode':<13} {'PSNR':>6} {'person':>7} {'bg':>6} {'plate bg':>10} "
+          f"{'mean-frame person':>17} {'nearest-pose person':>19}")
+    for r in rows:
+        print(f"{r['set']:<6} {r['mode']:<13} {fmt(r['psnr']):>6} {fmt(r['psnr_person']):>7} {fmt(r['psnr_bg']):>6} "
+              f"{fmt(r['perfect_bg']):>10} {fmt(r['mean_person']):>17} {fmt(r['nearest_person']):>19}")
     if not args.keep and args.runs_dir is None:
         shutil.rmtree(runs, ignore_errors=True)
 
