@@ -145,6 +145,38 @@ def test_a_replacement_that_stops_before_its_data_is_checked_puts_the_old_run_ba
     assert [p.name for p in folder.parent.iterdir() if ".replaced-" in p.name] == []
 
 
+REPLACER = textwrap.dedent("""
+    import os, sys
+    from pathlib import Path
+    from vid2vid_app.runs import open_run
+    folder = Path(sys.argv[1])
+    with open_run(folder, "translate", resume=False, overwrite=True) as state:
+        (folder / "translate.json").write_text('{"new": true}')
+        if sys.argv[2] == "started":  # the new run got going (killed while the old one was being deleted)
+            (folder / "checkpoints").mkdir()
+            (folder / "checkpoints" / "latest.pt").write_bytes(b"x")
+        os.kill(os.getpid(), 9)  # killed: no cleanup of any kind runs
+""")
+
+
+@pytest.mark.parametrize("when", ["before-start", "started"])
+def test_a_replacement_killed_outright_is_finished_by_the_next_command(tmp_path, when):
+    """SIGKILL during --overwrite leaves the old run moved aside; the next command on that run puts
+    it back (the new run never started) or deletes it (the new run had written a checkpoint)."""
+    folder = tmp_path / "runs" / "r"
+    folder.mkdir(parents=True)
+    (folder / "translate.json").write_text('{"old": true}')
+    result = subprocess.run([sys.executable, "-c", REPLACER, str(folder), when])
+    assert result.returncode == -9
+    assert [p.name for p in folder.parent.iterdir() if ".replaced-" in p.name] != []
+    with open_run(folder, "translate", resume=True, overwrite=False) as state:
+        expected = '{"old": true}' if when == "before-start" else '{"new": true}'
+        assert (folder / "translate.json").read_text() == expected
+        assert any(("earlier run is back" if when == "before-start" else "removed .r.replaced-") in n
+                   for n in state.notes)
+    assert [p.name for p in folder.parent.iterdir() if ".replaced-" in p.name] == []
+
+
 def test_resume_and_overwrite_together_are_refused(tmp_path):
     with pytest.raises(UserError, match="give one of them"):
         check_run_folder(tmp_path / "r", "dance", resume=True, overwrite=True)

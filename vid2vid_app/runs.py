@@ -192,6 +192,7 @@ def open_run(folder: Path, job: str, *, resume: bool, overwrite: bool,
     folder = Path(folder)
     notes: list[str] = []
     with exclusive_lock(folder.parent / f".{folder.name}.lock", f"run {folder}", notes=notes):
+        _recover_interrupted_replacement(folder, notes)
         exists = check_run_folder(folder, job, resume=resume, overwrite=overwrite)
         state = RunState(folder, job, continuing=exists and resume, created=not folder.exists(), notes=notes)
         if exists and overwrite:
@@ -217,11 +218,35 @@ def open_run(folder: Path, job: str, *, resume: bool, overwrite: bool,
             state.commit()
 
 
+def _has_checkpoint(folder: Path) -> bool:
+    return any(folder.glob("**/checkpoints/*.pt"))
+
+
+def _recover_interrupted_replacement(folder: Path, notes: list[str]) -> None:
+    """Finish what a killed ``--overwrite`` left (called with the run's lock held, so no live
+    process is replacing it): the run it moved aside, ``.NAME.replaced-PID``, comes back when the
+    new run never wrote a checkpoint, and is deleted when it did (the new run had started)."""
+    for moved in sorted(folder.parent.glob(f".{folder.name}.replaced-*")):
+        if not moved.is_dir():
+            continue
+        if folder.exists() and _has_checkpoint(folder):
+            shutil.rmtree(moved, ignore_errors=True)
+            notes.append(f"removed {moved.name}, the run an interrupted --overwrite had replaced.")
+            continue
+        if folder.exists():
+            if run_job(folder) not in (None, run_job(moved)):
+                continue  # not the replacement's own folder: leave both alone
+            shutil.rmtree(folder)
+        os.replace(moved, folder)
+        notes.append(f"run {folder.name!r} was being replaced by a process that was killed before the new run "
+                     "started; the earlier run is back.")
+
+
 def _undo(state: RunState) -> None:
     """After a failure: a folder this command created with no checkpoint in it only blocks the
     retry, so it goes (and a run it was replacing comes back)."""
     folder = state.folder
-    if state.created and folder.is_dir() and not any(folder.glob("**/checkpoints/*.pt")):
+    if state.created and folder.is_dir() and not _has_checkpoint(folder):
         shutil.rmtree(folder, ignore_errors=True)
         if state._replaced is not None and not folder.exists():
             os.replace(state._replaced, folder)
