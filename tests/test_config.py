@@ -79,7 +79,9 @@ def test_flat_dance_config_json_loads_into_the_nested_layout(tmp_path):
     assert "train" not in flat and RUN_SETTINGS & set(flat)
     shutil.copy(FIXTURES / "dance_config_flat.json", tmp_path / "dance_config.json")
     cfg = load_json(DanceConfig, tmp_path / "dance_config.json")
-    expected = dance_config("tiny", train={"seed": 7, "num_workers": 2, "tensorboard": True, "lr": 3e-4})
+    # A file from before the per-machine CPU precision: its run trained, and resumes, in fp32.
+    expected = dance_config("tiny", train={"seed": 7, "num_workers": 2, "tensorboard": True, "lr": 3e-4,
+                                           "cpu_bf16": False})
     assert cfg.train == expected.train
     # Every key of the old file is in place (fields added since then take their defaults).
     for key in RUN_SETTINGS & set(flat):
@@ -103,7 +105,7 @@ def test_flat_translate_json_loads_into_the_nested_layout(tmp_path):
     shutil.copy(FIXTURES / "translate_flat.json", tmp_path / SETTINGS_FILE)
     cfg = load_settings(tmp_path)
     expected = translate_config("pix2pix", "tiny", train={"seed": 5, "num_workers": 1, "amp": False, "beta1": 0.4,
-                                                          "checkpoint_every": 50})
+                                                          "checkpoint_every": 50, "cpu_bf16": False})
     assert cfg.train == expected.train and cfg.data == DataSpec(paired=("/data/A", "/data/B"))
     for key in RUN_SETTINGS & set(flat):
         assert getattr(cfg.train, key) == flat[key], key

@@ -115,7 +115,7 @@ def test_train_loop_on_cuda_then_checkpoint_resumes_and_exports_on_cpu(tmp_path)
     result = train(gpu, PairedToy(), TrainConfig(device="cuda", **cfg), tmp_path, quiet=True)
     assert result.step == 3 and all(math.isfinite(v) for v in result.losses.values())
     log = (tmp_path / "log.txt").read_text()
-    assert "cuda" in log and ("bfloat16" in log or "float16" in log)
+    assert "cuda" in log and ("bf16 autocast" in log or "fp16 autocast" in log)
 
     data = load_checkpoint(checkpoint_path(tmp_path))  # map_location cpu
     tensors = [v for net in data["networks"].values() for v in net.values()]

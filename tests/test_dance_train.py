@@ -9,6 +9,7 @@ training steps of the tiny preset, the real CLI through click's CliRunner.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -39,12 +40,17 @@ def clips(bundled_samples, tmp_path_factory) -> dict[str, Path]:
 @pytest.mark.slow
 def test_train_writes_a_model_that_loads(clips, tmp_path):
     """`dance train` on a real clip writes RUNS/NAME/model.pt; DanceModel.load rebuilds it and it
-    renders and generates at its resolution; the summary names steps and validation metrics."""
+    renders and generates at its resolution; the summary names steps, precision (the CPU's default:
+    bf16 where it has native bf16) and validation metrics."""
+    from vid2vid_app.config import cpu_has_native_bf16
+
     runs = tmp_path / "runs"
     result = run_cli(["train", str(clips["short"]), "--name", "kid", "--runs-dir", str(runs), "--preset", "tiny",
                       "--stages", "global,local", "--steps", "global=3,local=2"])
     assert result.exit_code == 0, result.output
-    assert "global: 3 steps" in result.output and "local: 2 steps" in result.output
+    precision = "bf16 autocast" if cpu_has_native_bf16() else "fp32"
+    assert re.search(rf"global: 3 steps, [\d.]+ s, {precision}, val_psnr", result.output), result.output
+    assert "local: 2 steps" in result.output
     assert "val_psnr" in result.output
     model_path = runs / "kid" / "model.pt"
     assert resolve_model_path("kid", runs, "dance") == model_path
@@ -145,28 +151,35 @@ def test_dry_run_prints_the_config_and_writes_nothing(clips, tmp_path):
 
 
 def test_precision_and_tensorboard_flags_reach_the_config(clips, tmp_path):
+    """Mixed precision by default (CUDA's, and bf16 where the CPU has native bf16); --fp32 turns
+    off both."""
+    from vid2vid_app.config import cpu_has_native_bf16
+
     common = ["train", str(clips["short"]), "--name", "dry", "--runs-dir", str(tmp_path), "--dry-run"]
-    assert json.loads(run_cli(common).output)["train"]["amp"] is True  # standard preset: mixed precision on CUDA
+    default = json.loads(run_cli(common).output)["train"]
+    assert default["amp"] is True and default["cpu_bf16"] is cpu_has_native_bf16()
     cfg = json.loads(run_cli([*common, "--fp32", "--tensorboard"]).output)
-    assert cfg["train"]["amp"] is False and cfg["train"]["tensorboard"] is True
+    assert cfg["train"]["amp"] is False and cfg["train"]["cpu_bf16"] is False and cfg["train"]["tensorboard"] is True
 
 
-@pytest.mark.parametrize("option", ["--cpu-bf16", "--deterministic", "--sync-bn", None])
+@pytest.mark.parametrize("option", ["--cpu-bf16", "--compile", "--deterministic", "--sync-bn", None])
 def test_run_setting_flags_reach_the_stage_training_config(clips, tmp_path, option):
     """--dry-run shows each flag under "train", and the loop's TrainConfig built from that config has
-    it; without the flag it stays off. --cpu-bf16 is mixed precision, so it turns on amp (the tiny
-    preset has it off) and contradicts --fp32."""
-    from vid2vid_app.config import from_dict
+    it; without the flag it stays off, except CPU bf16, which is on by default where the CPU has
+    native bf16. --cpu-bf16 is the CPU's mixed precision only (the tiny preset keeps CUDA's amp
+    off) and contradicts --fp32."""
+    from vid2vid_app.config import cpu_has_native_bf16, from_dict
     from vid2vid_app.dance.config import DanceConfig
     from vid2vid_app.dance.train import train_config
 
     common = ["train", str(clips["short"]), "--name", "dry", "--runs-dir", str(tmp_path), *TINY, "--dry-run"]
     shown = json.loads(run_cli([*common, *([option] if option else [])]).output)["train"]
     stage = train_config(from_dict(DanceConfig, {"train": shown}), "global")
-    flags = {"--cpu-bf16": "cpu_bf16", "--deterministic": "deterministic", "--sync-bn": "sync_bn"}
+    flags = {"--compile": "compile", "--deterministic": "deterministic", "--sync-bn": "sync_bn"}
     for flag, key in flags.items():
         assert shown[key] is getattr(stage, key) is (flag == option), key
-    assert stage.amp is (option == "--cpu-bf16")
+    assert shown["cpu_bf16"] is stage.cpu_bf16 is (option == "--cpu-bf16" or cpu_has_native_bf16())
+    assert stage.amp is False
     both = run_cli([*common, "--cpu-bf16", "--fp32"])
     assert both.exit_code == 1 and "contradicts --fp32" in both.output
 
@@ -174,13 +187,14 @@ def test_run_setting_flags_reach_the_stage_training_config(clips, tmp_path, opti
 @pytest.mark.slow
 def test_run_setting_flags_reach_the_loop(clips, tmp_path):
     """A real one-step run with the three flags: the stage's config.json (what the loop ran with)
-    records them, and training in bf16 on the CPU still writes a model."""
+    records them, its log names the precision, and training in bf16 on the CPU writes a model."""
     runs = tmp_path / "runs"
     result = run_cli(["train", str(clips["short"]), "--name", "f", "--runs-dir", str(runs), *TINY, "--steps", "1",
                       "--cpu-bf16", "--deterministic", "--sync-bn"])
     assert result.exit_code == 0, result.output
     ran = json.loads((runs / "f" / "global" / "config.json").read_text())["train"]["global"]
-    assert ran["cpu_bf16"] and ran["deterministic"] and ran["sync_bn"] and ran["amp"]
+    assert ran["cpu_bf16"] and ran["deterministic"] and ran["sync_bn"] and not ran["amp"]
+    assert "(bf16 autocast," in (runs / "f" / "global" / "log.txt").read_text()
     assert (runs / "f" / "model.pt").is_file()
 
 

@@ -9,6 +9,7 @@ import signal
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from training_utils import PairedToy, assert_same_state, state_of, tiny_cyclegan, tiny_pix2pix, tiny_todaygan
 
 from vid2vid_app.config import from_dict, to_dict
@@ -16,6 +17,7 @@ from vid2vid_app.errors import UserError
 from vid2vid_app.imaging import read_image
 from vid2vid_app.models import build_generator
 from vid2vid_app.training import (
+    Amp,
     TrainConfig,
     TrainingInterrupted,
     checkpoint_path,
@@ -24,6 +26,7 @@ from vid2vid_app.training import (
     save_checkpoint,
     train,
 )
+from vid2vid_app.training.objectives.base import Objective, to_floats, zero_grad
 
 
 def cfg(**kw) -> TrainConfig:
@@ -45,19 +48,22 @@ def assert_same_optimizers(a, b):
         assert [g["lr"] for g in a[name]["param_groups"]] == [g["lr"] for g in b[name]["param_groups"]]
 
 
-@pytest.mark.parametrize("make", [tiny_pix2pix, tiny_cyclegan, tiny_todaygan], ids=["pix2pix", "cyclegan", "todaygan"])
-def test_resume_is_bit_exact(tmp_path, make):
+@pytest.mark.parametrize(("make", "cpu_bf16"), [(tiny_pix2pix, False), (tiny_pix2pix, True), (tiny_cyclegan, False),
+                                              (tiny_todaygan, True)],
+                         ids=["pix2pix-fp32", "pix2pix-bf16", "cyclegan-fp32", "todaygan-bf16"])
+def test_resume_is_bit_exact(tmp_path, make, cpu_bf16):
     """4 steps straight == 2 steps + resume + 2 steps: weights, optimizer state and image pools,
     with shuffled data (5 samples: the run crosses an epoch boundary), random augmentation,
     dropout and batch norm (pix2pix) and a history pool that swaps images (CycleGAN and ToDayGAN,
-    pool 2)."""
+    pool 2); in fp32 and in CPU bf16 autocast alike."""
     straight = make()
-    train(straight, PairedToy(), cfg(decay_steps=0), tmp_path / "a", quiet=True)
+    train(straight, PairedToy(), cfg(decay_steps=0, cpu_bf16=cpu_bf16), tmp_path / "a", quiet=True)
 
     first = make()
-    train(first, PairedToy(), cfg(steps=2, decay_steps=0), tmp_path / "b", quiet=True)
+    train(first, PairedToy(), cfg(steps=2, decay_steps=0, cpu_bf16=cpu_bf16), tmp_path / "b", quiet=True)
     resumed = make(seed=99)  # different initial weights: everything must come from the checkpoint
-    result = train(resumed, PairedToy(), cfg(decay_steps=0), tmp_path / "b", resume=True, quiet=True)
+    result = train(resumed, PairedToy(), cfg(decay_steps=0, cpu_bf16=cpu_bf16), tmp_path / "b", resume=True,
+                   quiet=True)
 
     assert result.start_step == 2 and result.step == 4
     assert_same_state(state_of(straight), state_of(resumed))
@@ -233,12 +239,89 @@ def test_worker_processes_do_not_change_the_data(tmp_path):
 
 
 def test_cpu_bf16_autocast_trains(tmp_path):
-    """The opt-in CPU bf16 path runs, reports finite losses and keeps fp32 master weights."""
+    """The CPU bf16 path runs, reports finite losses, keeps fp32 master weights and says so."""
     obj = tiny_pix2pix()
     result = train(obj, PairedToy(), cfg(steps=2, cpu_bf16=True), tmp_path, quiet=True)
     assert all(np.isfinite(v) for v in result.losses.values())
     assert all(p.dtype == torch.float32 for p in obj.G.parameters())
-    assert "bfloat16" in (tmp_path / "log.txt").read_text()
+    assert result.precision == "bf16 autocast" and "(bf16 autocast," in (tmp_path / "log.txt").read_text()
+
+
+def test_automatic_cpu_precision_is_decided_once_and_recorded(tmp_path):
+    """cpu_bf16=None trains in bf16 exactly where the CPU has native bf16, and config.json, the
+    checkpoint and the log record the decided precision (so a resume keeps it), not "automatic"."""
+    from vid2vid_app.config import cpu_has_native_bf16
+
+    result = train(tiny_pix2pix(), PairedToy(), cfg(steps=1, cpu_bf16=None), tmp_path, quiet=True)
+    native = cpu_has_native_bf16()
+    assert json.loads((tmp_path / "config.json").read_text())["train"]["main"]["cpu_bf16"] is native
+    assert load_checkpoint(checkpoint_path(tmp_path))["train_config"]["cpu_bf16"] is native
+    assert result.precision == ("bf16 autocast" if native else "fp32")
+    assert f"({result.precision}," in (tmp_path / "log.txt").read_text()
+
+
+def test_fp32_settings_agree_bit_for_bit_and_bf16_differs(tmp_path):
+    """cpu_bf16=False trains exactly as amp=False did before CPU bf16 existed (the same weights,
+    bit for bit, whatever amp says: amp is CUDA's switch), and cpu_bf16=True trains differently."""
+    states = {}
+    for name, settings in {"fp32": {"cpu_bf16": False}, "fp32, amp off": {"cpu_bf16": False, "amp": False},
+                           "bf16": {"cpu_bf16": True}}.items():
+        obj = tiny_pix2pix()
+        train(obj, PairedToy(), cfg(steps=2, **settings), tmp_path / name.replace(", ", "_"), quiet=True)
+        states[name] = state_of(obj)
+    assert_same_state(states["fp32"], states["fp32, amp off"])
+    assert not all(torch.equal(states["fp32"][k], states["bf16"][k]) for k in states["fp32"])
+
+
+def test_compile_without_a_cpp_compiler_trains_eagerly_with_a_note(tmp_path, monkeypatch):
+    """compile=True where Inductor would find no C++ compiler ($CXX names one that does not exist):
+    the log says so, training runs eagerly, and the networks are plain modules afterwards."""
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-c++"))
+    obj = tiny_pix2pix()
+    result = train(obj, PairedToy(), cfg(steps=1, compile=True), tmp_path, quiet=True)
+    log = (tmp_path / "log.txt").read_text()
+    assert result.step == 1 and "needs a C++ compiler" in log and "torch.compile," not in log
+    assert type(obj.G).__name__ == "UnetGenerator"
+
+
+class OneConvObjective(Objective):
+    """The smallest objective: one 3x3 conv + tanh from A to B under L1 (quick to compile)."""
+
+    trainable = ("G",)
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.G = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 3, padding=1), torch.nn.Tanh())
+
+    def train_step(self, batch, optimizers, amp=None):
+        amp = amp or Amp.off()
+        zero_grad(optimizers["G"])
+        with amp.autocast():
+            fake = self.G(batch["A"])
+            loss = F.l1_loss(fake.float(), batch["B"])
+        amp.backward(loss)
+        amp.step(optimizers["G"])
+        amp.update()
+        self._keep_images(batch["A"], fake, batch["B"])
+        return to_floats({"L1": loss})
+
+
+@pytest.mark.slow
+def test_compile_trains_and_leaves_plain_modules(tmp_path):
+    """compile=True (with the C++ compiler this machine has) trains two steps in bf16 autocast to
+    the losses of eager training up to rounding, names torch.compile in the log and hands the
+    network back unwrapped."""
+    from vid2vid_app.device import cpp_compiler
+
+    if cpp_compiler() is None:
+        pytest.skip("no C++ compiler for torch.compile's CPU backend")
+    compiled, eager = OneConvObjective(), OneConvObjective()
+    result = train(compiled, PairedToy(), cfg(steps=2, compile=True, cpu_bf16=True), tmp_path / "c", quiet=True)
+    reference = train(eager, PairedToy(), cfg(steps=2, cpu_bf16=True), tmp_path / "e", quiet=True)
+    assert "(bf16 autocast, torch.compile," in (tmp_path / "c" / "log.txt").read_text()
+    assert isinstance(compiled.G, torch.nn.Sequential)
+    assert result.losses["L1"] == pytest.approx(reference.losses["L1"], rel=0.02)
 
 
 @pytest.mark.parametrize("deterministic", [True, False])
@@ -262,7 +345,8 @@ def test_stage_config_takes_every_run_setting():
     changed = {}
     for f in fields(TrainSettings):
         default = getattr(TrainSettings(), f.name)
-        changed[f.name] = (not default if isinstance(default, bool) else "cuda:1" if f.name == "device"
+        changed[f.name] = (not default if isinstance(default, bool) else True if default is None
+                           else "cuda:1" if f.name == "device"
                            else default + 1 if isinstance(default, int) else default / 2)
     settings = TrainSettings(**changed)
     stage = TrainConfig.for_stage(settings, 30, 10, batch_size=9)

@@ -171,8 +171,11 @@ def test_train_refuses_to_clobber_and_resume_continues(runs, tmp_path):
 
 def test_run_setting_flags_reach_the_loop_also_on_resume(runs, tmp_path):
     """--cpu-bf16, --deterministic and --sync-bn show under "train" in --dry-run and reach the loop:
-    its config.json records what it ran with. On --resume they may be switched on, like --amp."""
+    its config.json records what it ran with (CPU bf16 by default where the CPU has native bf16).
+    On --resume they may be switched on, like --amp."""
     import json
+
+    from vid2vid_app.config import cpu_has_native_bf16
 
     dir_a, dir_b = runs["paired"]
     common = ["train", "--mode", "pix2pix", "--preset", "tiny", "--paired", dir_a, dir_b, "--name", "f",
@@ -180,17 +183,38 @@ def test_run_setting_flags_reach_the_loop_also_on_resume(runs, tmp_path):
     flags = ["--cpu-bf16", "--deterministic", "--sync-bn"]
     keys = ("cpu_bf16", "deterministic", "sync_bn")
     shown = json.loads(invoke(*common, *flags, "--dry-run").output)["config"]["train"]
-    assert all(shown[k] for k in keys) and shown["amp"]
+    assert all(shown[k] for k in keys) and shown["amp"] and not shown["compile"]
+    assert json.loads(invoke(*common, "--compile", "--dry-run").output)["config"]["train"]["compile"]
 
     invoke(*common)
     ran = json.loads((tmp_path / "runs" / "f" / "config.json").read_text())["train"]["main"]
-    assert not any(ran[k] for k in keys)
+    assert not ran["deterministic"] and not ran["sync_bn"] and ran["cpu_bf16"] is cpu_has_native_bf16()
     resumed = invoke("train", "--name", "f", "--runs-dir", tmp_path / "runs", "--resume", "--steps", 2, *flags)
     assert "ignoring" not in resumed.output
     ran = json.loads((tmp_path / "runs" / "f" / "config.json").read_text())["train"]["main"]
     assert all(ran[k] for k in keys) and ran["steps"] == 2
     both = invoke(*common, "--cpu-bf16", "--fp32", ok=False)
     assert both.exit_code == 1 and "contradicts --fp32" in both.output
+
+
+def test_resume_keeps_the_precision_the_run_started_with(runs, tmp_path):
+    """A run started in the precision this CPU would not choose by itself (--fp32 where it has
+    native bf16, --cpu-bf16 elsewhere) continues in it on a plain --resume: the precision was
+    decided once, at the start, and the summaries name it."""
+    import json
+
+    from vid2vid_app.config import cpu_has_native_bf16
+
+    flag, precision = ("--fp32", "fp32") if cpu_has_native_bf16() else ("--cpu-bf16", "bf16 autocast")
+    dir_a, dir_b = runs["paired"]
+    first = invoke("train", "--mode", "pix2pix", "--preset", "tiny", "--paired", dir_a, dir_b, "--name", "k",
+                   "--runs-dir", tmp_path, "--steps", 1, flag)
+    resumed = invoke("train", "--name", "k", "--runs-dir", tmp_path, "--resume", "--steps", 2)
+    ran = json.loads((tmp_path / "k" / "config.json").read_text())["train"]["main"]
+    assert ran["cpu_bf16"] is (flag == "--cpu-bf16") and ran["steps"] == 2
+    for result in (first, resumed):
+        summary = next(line for line in result.output.splitlines() if line.startswith("trained pix2pix model k"))
+        assert summary.endswith(f", {precision}"), summary
 
 
 @pytest.mark.parametrize(("inputs", "messages"), [
@@ -226,6 +250,7 @@ def test_dry_run_reports_steps_and_mixed_size_note(tmp_path, shared_samples):
 
     report = json.loads(result.output)
     assert report["config"]["train"]["amp"] is False and report["config"]["train"]["tensorboard"] is True
+    assert report["config"]["train"]["cpu_bf16"] is False  # --fp32: no bf16 on the CPU either
     assert report["data"] == {"domain_a": 2, "domain_b": 3}
     assert report["steps"] == 9 and report["decay_steps"] == 3  # 3 epochs of max(2, 3) items, batch 1
     assert any("2 different sizes" in n for n in report["notes"])

@@ -14,6 +14,7 @@ checkpoints keep loading when a config grows. A config whose layout changed defi
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import types
@@ -41,7 +42,10 @@ class TrainSettings:
     seed: int = 0
     device: str = "auto"              # auto | cpu | cuda | cuda:N
     amp: bool = True                  # CUDA mixed precision (bf16 where supported, else fp16 + scaler)
-    cpu_bf16: bool = False            # opt-in bf16 autocast on CPU (only together with amp)
+    # CPU mixed precision: bf16 autocast (True) or fp32 (False); None decides by the CPU when the run
+    # is set up (on where it has native bf16, see resolve_cpu_bf16), and the run
+    # keeps the decided value.
+    cpu_bf16: bool | None = None
     channels_last: bool = True        # on CUDA (on CPU it measured 10-20% slower for these networks)
     log_every: int = 10               # steps between stats.jsonl records
     sample_every: int = 100           # steps between sample grids (0: never)
@@ -52,6 +56,7 @@ class TrainSettings:
     shuffle: bool = True
     drop_last: bool = True            # equal batch shapes; the short tail batch of an epoch is skipped
     reuse_cpu_memory: bool = True     # CPU: keep freed memory for reuse (device.reuse_freed_memory)
+    compile: bool = False             # torch.compile the trainable networks (first steps compile for minutes)
 
     def validate(self) -> None:
         """Raise :class:`UserError` for impossible settings."""
@@ -78,6 +83,18 @@ def nest_fields(data: Mapping[str, Any], name: str, cls: type) -> dict[str, Any]
     if flat:
         nested = data.get(name)
         out[name] = {**flat, **(nested if isinstance(nested, Mapping) else {})}
+    return out
+
+
+def upgrade_run_settings(data: Mapping[str, Any], name: str = "train") -> dict[str, Any]:
+    """A job config dict saved by an older version, with its run settings in today's layout: flat
+    ones nested under ``name`` (:func:`nest_fields`), and ``cpu_bf16`` False where the file names
+    none. Such a file comes from before the CPU precision was decided per machine, when CPU
+    training ran in fp32 unless asked otherwise, so its run resumes in the precision it had."""
+    out = nest_fields(data, name, TrainSettings)
+    settings = out.get(name)
+    if isinstance(settings, Mapping) and "cpu_bf16" not in settings:
+        out[name] = {**settings, "cpu_bf16": False}
     return out
 
 
@@ -147,6 +164,50 @@ def _coerce(ftype: Any, value: Any) -> Any:
     if (origin is tuple or ftype is tuple) and isinstance(value, list):
         return tuple(value)
     return value
+
+
+# The CPU feature that TrainSettings.cpu_bf16=None decides by. Here rather than in device.py, which
+# imports torch: presets are resolved while options are parsed (--help), where torch must not load.
+
+def cpu_flags_have_bf16(flags: str) -> bool:
+    """Whether a CPU feature list (the ``flags`` line of Linux's /proc/cpuinfo) names native bf16
+    arithmetic: AVX512-BF16 (``avx512_bf16``) or AMX-BF16 (``amx_bf16``).
+
+    Plain AVX-512 or AVX2 is not enough: there oneDNN still runs bf16, but emulated by converting
+    to and from fp32, which brings no speed.
+    """
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags.split()))
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """Whether this machine's CPU computes bfloat16 natively (AVX512-BF16 or AMX-BF16), which is
+    where bf16 autocast makes CPU training faster.
+
+    Linux: the kernel's feature flags in /proc/cpuinfo (what a virtual machine's guest may really
+    use). Elsewhere: PyTorch's own CPU probe where this version has it; otherwise False. Not
+    ``torch.ops.mkldnn._is_mkldnn_bf16_supported()``: that is also True on AVX-512 CPUs without
+    bf16 instructions, where oneDNN emulates bf16. Cached: the CPU does not change.
+    """
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return cpu_flags_have_bf16(line.split(":", 1)[1])
+    except OSError:
+        pass
+    import torch  # only here: this module stays light enough for option parsing
+
+    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)  # private; absent in some versions
+    try:
+        return bool(probe()) if probe is not None else False
+    except RuntimeError:
+        return False
+
+
+def resolve_cpu_bf16(cpu_bf16: bool | None) -> bool:
+    """The setting ``cpu_bf16`` decided: True or False as given; None (automatic) means on where
+    the CPU has native bf16 (:func:`cpu_has_native_bf16`)."""
+    return cpu_has_native_bf16() if cpu_bf16 is None else bool(cpu_bf16)
 
 
 # Fixed lists that command options offer as choices. They live here, in a module without heavy

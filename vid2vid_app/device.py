@@ -28,6 +28,16 @@ def resolve_device(name: str | None = None) -> torch.device:
     return device
 
 
+def cpp_compiler() -> str | None:
+    """The C++ compiler torch.compile's CPU backend (Inductor) would build its kernels with: the
+    path of ``$CXX``, else of g++ (clang++ on macOS); None when there is none on the PATH."""
+    import shutil
+    import sys
+
+    name = os.environ.get("CXX") or ("clang++" if sys.platform == "darwin" else "g++")
+    return shutil.which(name.split()[0]) if name.strip() else None
+
+
 def autocast_dtype(device: torch.device, cpu_bf16: bool = False) -> torch.dtype | None:
     """The autocast dtype to use: bf16 on GPUs that support it, else fp16 on CUDA; on CPU only
     when bf16 was opted into (``cpu_bf16``); ``None`` means full fp32."""

@@ -65,8 +65,6 @@ def _default_steps() -> str:
               help="Steps between checkpoints (and validation).")
 @click.option("--val-fraction", type=click.FloatRange(0, 0.9, max_open=True), default=None,
               help="Fraction of frames held out at the end for validation [default: 0.1].")
-@click.option("--amp/--fp32", "amp", default=None,
-              help="Mixed precision on CUDA (bf16, or fp16 with a grad scaler) [--amp]; --fp32 turns it off.")
 @click.option("--tensorboard", is_flag=True, help="Also log losses and samples for TensorBoard (pip install tensorboard).")
 @train_run_options
 @click.option("--resume", is_flag=True, help="Continue an interrupted run of the same name (with the settings it was started with).")
@@ -78,7 +76,7 @@ def _default_steps() -> str:
 def train_cmd(videos, name, runs_dir, preset, stages, face, steps, size, ngf, batch_size, lr, device,
               num_workers, landmarks, workers, person_layer, vgg_weights, vgg_backbone, no_vgg, seed, checkpoint_every, val_fraction,
               amp, tensorboard,
-              cpu_bf16, deterministic, sync_bn, resume, overwrite, dry_run, quiet) -> None:
+              cpu_bf16, compile, deterministic, sync_bn, resume, overwrite, dry_run, quiet) -> None:
     """Train a per-subject motion-transfer model on TARGET video(s) of one person.
 
     Prepares the data once (cached in RUNS/NAME/data), trains the global generator, the local
@@ -108,7 +106,7 @@ def train_cmd(videos, name, runs_dir, preset, stages, face, steps, size, ngf, ba
         raise UserError("--vgg-weights and --no-vgg contradict each other; give one.")
     train = train_settings(batch_size=batch_size, lr=lr, device=device, num_workers=num_workers, seed=seed,
                            checkpoint_every=checkpoint_every, amp=amp, tensorboard=tensorboard or None,
-                           cpu_bf16=cpu_bf16, deterministic=deterministic, sync_bn=sync_bn)
+                           cpu_bf16=cpu_bf16, deterministic=deterministic, sync_bn=sync_bn, compile=compile)
     cfg = make_config(preset, train=train, **overrides)
 
     if dry_run:

@@ -180,7 +180,7 @@ def run_cmd(input_path: Path, output: Path, model: str, direction: str | None, e
 
 # Options that go to the run settings (TranslateConfig.train) rather than to TranslateConfig itself.
 _TRAIN_OPTIONS = ("batch_size", "lr", "seed", "num_workers", "checkpoint_every", "sample_every", "amp",
-                  "tensorboard", "cpu_bf16", "deterministic", "sync_bn")
+                  "tensorboard", "cpu_bf16", "deterministic", "sync_bn", "compile")
 
 
 @translate_video.command("train")
@@ -236,8 +236,6 @@ _TRAIN_OPTIONS = ("batch_size", "lr", "seed", "num_workers", "checkpoint_every",
 @click.option("--checkpoint-every", type=click.IntRange(1), default=None, help="Checkpoint (and validate) "
               "every N steps.")
 @click.option("--sample-every", type=click.IntRange(1), default=None, help="Sample grid every N steps.")
-@click.option("--amp/--fp32", "amp", default=None,
-              help="Mixed precision on CUDA (bf16, or fp16 with a grad scaler) [--amp]; --fp32 turns it off.")
 @click.option("--tensorboard/--no-tensorboard", default=None,
               help="Also log losses and samples for TensorBoard (pip install tensorboard).")
 @train_run_options
@@ -307,8 +305,9 @@ def train_cmd(ctx: click.Context, mode: str | None, name: str, preset: str, pair
         from ..device import thread_note
         from ..progress import plural
 
+        precision = f", {result.precision}" if result.precision else ""
         lines = [f"trained {result.mode} model {name}: {plural(result.steps, 'step')} in {result.seconds / 60:.1f} min "
-                 f"on {thread_note()}",
+                 f"on {thread_note()}{precision}",
                  f"model: {result.model_path}"]
         if result.val:
             v = result.val

@@ -33,7 +33,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import TrainSettings, nest_fields, replace_given
+from ..config import TrainSettings, replace_given, resolve_cpu_bf16, upgrade_run_settings
 from ..errors import UserError
 
 STAGES = ("global", "local", "face")
@@ -123,9 +123,10 @@ class DanceConfig:
 
     @staticmethod
     def upgrade_dict(data: dict[str, Any]) -> dict[str, Any]:
-        """A dance_config.json or model file written before the run settings were nested: its flat
-        ``lr``, ``seed``, ``device``, ... move into ``train``."""
-        return nest_fields(data, "train", TrainSettings)
+        """A dance_config.json or model file of an older version: flat run settings (``lr``, ``seed``,
+        ``device``, ...) move into ``train``; without ``train.cpu_bf16`` the run was fp32 on a CPU
+        and stays so (:func:`~vid2vid_app.config.upgrade_run_settings`)."""
+        return upgrade_run_settings(data)
 
 
 PRESETS: dict[str, dict] = {
@@ -175,6 +176,8 @@ def make_config(preset: str = "standard", *, train: dict[str, Any] | None = None
             values[key] = value
     settings = replace_given(DanceConfig().train, values.pop("train", None))
     cfg = DanceConfig(**values, train=replace_given(settings, train))
+    # The CPU precision is decided here, so --dry-run shows it and the run keeps it on --resume.
+    cfg.train.cpu_bf16 = resolve_cpu_bf16(cfg.train.cpu_bf16)
     validate(cfg)
     return cfg
 

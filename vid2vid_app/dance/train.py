@@ -60,6 +60,7 @@ class StageResult:
     seconds: float
     val: dict[str, float] = field(default_factory=dict)
     skipped: bool = False
+    precision: str = ""  # e.g. "bf16 autocast" or "fp32" ("" when the stage was already finished)
 
 
 @dataclass
@@ -86,7 +87,8 @@ class DanceTrainSummary:
         for r in self.stages:
             val = ", ".join(f"{k} {v:.2f}" for k, v in r.val.items()) if r.val else "no validation"
             state = " (already finished)" if r.skipped else ""
-            out.append(f"  {r.stage}: {plural(r.steps, 'step')}, {r.seconds:.1f} s, {val}{state}")
+            precision = f", {r.precision}" if r.precision else ""
+            out.append(f"  {r.stage}: {plural(r.steps, 'step')}, {r.seconds:.1f} s{precision}, {val}{state}")
         out += [f"note: {n}" for n in self.notes]
         return out
 
@@ -97,13 +99,13 @@ class DanceTrainSummary:
 
 def resolve_config(run_dir: Path, cfg: DanceConfig, continuing: bool, videos: list[Path],
                    notes: list[str] | None = None) -> DanceConfig:
-    """On resume the saved config rules (except the runtime knobs train.device/num_workers), so that the
+    """On resume the saved config rules (except the runtime knobs train.device/num_workers/compile), so that the
     run continues exactly as it started; settings that differ are named in ``notes``. The target
     videos must be the same ones."""
     if not continuing:
         return cfg
     saved = load_json(DanceConfig, run_dir / CONFIG_NAME)
-    runtime = {"train.device", "train.num_workers", "videos"}
+    runtime = {"train.device", "train.num_workers", "train.compile", "videos"}
     differing = [name for name in changed_fields(saved, cfg) if name not in runtime]
     if differing and notes is not None:
         notes.append(f"resuming with the run's saved settings; these given or default settings differ and are "
@@ -114,6 +116,7 @@ def resolve_config(run_dir: Path, cfg: DanceConfig, continuing: bool, videos: li
         raise UserError(f"run {run_dir} was trained on {', '.join(saved.videos)}; resume it with the "
                         "same target videos (or use --overwrite to start again).")
     saved.train.device, saved.train.num_workers = cfg.train.device, cfg.train.num_workers
+    saved.train.compile = cfg.train.compile  # a speed knob: it may change rounding, not the run's settings
     return saved
 
 
@@ -469,7 +472,7 @@ def train_stage(stage: str, cfg: DanceConfig, data: PreparedData, pairs: np.ndar
 
     val = distributed.run_on_main(export, distributed.setup(cfg.train.device))  # rank 0 writes, every rank gets val
     generator = generator.cpu().eval()
-    return StageResult(stage, steps, seconds, val), generator
+    return StageResult(stage, steps, seconds, val, precision=result.precision), generator
 
 
 def layer_kwargs(cfg: DanceConfig, layer: LayerData | None) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Mixed precision for one training iteration: autocast + an optional fp16 gradient scaler.
 
 CUDA: bf16 autocast where the GPU supports it (no scaler needed), else fp16 with a GradScaler.
-CPU: fp32 unless bf16 was opted into. One scaler serves every optimizer of an iteration
+CPU: bf16 autocast or fp32, as the run's ``cpu_bf16`` setting says (by default on where the CPU has
+native bf16: :func:`vid2vid_app.config.resolve_cpu_bf16`). One scaler serves every optimizer of an iteration
 (``backward``/``step`` per loss and optimizer, ``update`` once at the end), as torch recommends for
 several losses and optimizers.
 """
@@ -22,6 +23,16 @@ class Amp:
         self.dtype = autocast_dtype(self.device, cpu_bf16) if enabled else None
         use_scaler = self.dtype == torch.float16 and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda") if use_scaler else None
+
+    @classmethod
+    def for_run(cls, device: torch.device | str, amp: bool, cpu_bf16: bool) -> Amp:
+        """The precision of a run's settings on ``device``: on CUDA ``amp`` decides (bf16, or fp16 with
+        a scaler); on the CPU ``cpu_bf16`` alone (bf16 autocast or fp32), so a preset that keeps
+        CUDA in fp32 still gets the CPU's bf16."""
+        device = torch.device(device)
+        if device.type == "cpu":
+            return cls(device, enabled=cpu_bf16, cpu_bf16=cpu_bf16)
+        return cls(device, enabled=amp)
 
     @classmethod
     def off(cls) -> Amp:
@@ -57,6 +68,15 @@ class Amp:
     def load_state_dict(self, state: dict | None) -> None:
         if self.scaler is not None and state:
             self.scaler.load_state_dict(state)
+
+    @property
+    def precision(self) -> str:
+        """The precision in words for logs and summaries: "fp32", "bf16 autocast" or "fp16
+        autocast with a grad scaler"."""
+        if self.dtype is None:
+            return "fp32"
+        name = str(self.dtype).replace("torch.", "").replace("bfloat16", "bf16").replace("float16", "fp16")
+        return f"{name} autocast" + (" with a grad scaler" if self.scaler is not None else "")
 
     def __repr__(self) -> str:
         dtype = str(self.dtype).replace("torch.", "") if self.dtype else "fp32"

@@ -6,7 +6,9 @@ folder described in :mod:`.runlog`. What it takes care of:
 
 - LR: constant, then linear decay to 0 over the last ``decay_steps`` (:mod:`.schedule`).
 - Device and speed: CUDA when available; autocast (bf16 where supported, else fp16 with a grad
-  scaler) on CUDA, opt-in bf16 on CPU; ``channels_last`` weights and images on CUDA; fused Adam;
+  scaler) on CUDA, bf16 autocast on CPUs with native bf16 (``cpu_bf16``: None decides by the CPU,
+  and the decided value is what config.json and the checkpoints record); ``channels_last``
+  weights and images on CUDA; fused Adam;
   on CPU, freed memory is kept for reuse instead of being faulted in again every step.
 - Exact resume (``resume=True``): the checkpoint restores step, weights, optimizer and scaler
   state, objective state (image pools), all RNG states and the position in the epoch's data order
@@ -21,6 +23,7 @@ folder described in :mod:`.runlog`. What it takes care of:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import random
@@ -29,7 +32,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -39,8 +42,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..config import TrainSettings, to_dict
-from ..device import reuse_freed_memory, thread_note
+from ..config import TrainSettings, resolve_cpu_bf16, to_dict
+from ..device import cpp_compiler, reuse_freed_memory, thread_note
 from ..errors import UserError
 from ..progress import progress
 from . import distributed
@@ -90,6 +93,7 @@ class TrainResult:
     start_step: int = 0                         # step the run started or resumed at
     seconds: float = 0.0                        # wall time of this call
     val: dict[str, float] = field(default_factory=dict)  # last validation metrics
+    precision: str = ""                         # e.g. "bf16 autocast", "fp32" ("" if no step had to run)
 
 
 class TrainingInterrupted(UserError, KeyboardInterrupt):
@@ -139,11 +143,13 @@ class _Trainer:
         self.last_saved_step = -1
         self.last_losses: dict[str, float] = {}
         self.last_val: dict[str, float] = {}
+        self.amp: Amp | None = None  # set once training is about to run
 
     # -- setup ------------------------------------------------------------------------------------
     def run(self) -> TrainResult:
         t0 = time.perf_counter()
-        cfg = self.cfg
+        # An automatic CPU precision is decided now, so config.json and the checkpoints record it.
+        self.cfg = cfg = dataclasses.replace(self.cfg, cpu_bf16=resolve_cpu_bf16(self.cfg.cpu_bf16))
         self.log = RunLog(self.run_dir, self.stage, enabled=self.info.is_main, tensorboard=cfg.tensorboard)
         try:
             with _determinism(cfg.deterministic, self.device):
@@ -159,9 +165,10 @@ class _Trainer:
                 if self.step >= cfg.steps:
                     self.log.info(f"stage already finished at step {self.step}; nothing to do.")
                     return self._result(t0)
+                compiled = self._compile_networks()
                 self.objective.wrap_networks(lambda name, m: distributed.wrap_ddp(m, self.info, cfg.sync_bn))
                 self.optimizers = self.objective.make_optimizers(cfg.lr, (cfg.beta1, cfg.beta2))
-                self.amp = Amp(self.device, cfg.amp, cfg.cpu_bf16)
+                self.amp = Amp.for_run(self.device, cfg.amp, cfg.cpu_bf16)
                 if checkpoint is not None:
                     self._load_training_state(checkpoint)
                 else:
@@ -170,15 +177,35 @@ class _Trainer:
                 self.log.write_config(self.app_config, to_dict(cfg))
                 start = self.step
                 self.log.info(f"{'resuming at' if start else 'starting at'} step {start} of {cfg.steps} on "
-                              f"{self.device} ({self.amp}, world size {self.info.world_size}, "
+                              f"{self.device} ({self.amp.precision}{', torch.compile' if compiled else ''}, "
+                              f"world size {self.info.world_size}, "
                               f"{len(self.dataset)} samples, batch {cfg.batch_size}, {thread_note()})")
-                self._loop()
+                # A network torch.compile cannot handle runs eagerly instead of stopping the run.
+                with _dynamo_patch(suppress_errors=True) if compiled else nullcontext():
+                    self._loop()
                 self.log.info(f"finished at step {self.step}; checkpoint {self.last_saved}")
                 distributed.barrier(self.info)
                 return self._result(t0, start)
         finally:
             self.objective.wrap_networks(lambda name, m: unwrap(m))
             self.log.close()
+
+    def _compile_networks(self) -> bool:
+        """With ``cfg.compile``: wrap each trainable network in ``torch.compile`` (it compiles on its
+        first calls); returns whether it did. Where it cannot work it says why in the log and
+        training stays eager: on a CPU without a C++ compiler (Inductor builds C++ kernels), or
+        under torchrun (not combined with DDP here)."""
+        if not self.cfg.compile:
+            return False
+        if self.device.type == "cpu" and cpp_compiler() is None:
+            self.log.warning("torch.compile needs a C++ compiler on a CPU (g++, or the one $CXX names) and none "
+                             "was found; training without it.")
+            return False
+        if self.info.world_size > 1:
+            self.log.warning("torch.compile is not combined with torchrun's DDP here; training without it.")
+            return False
+        self.objective.wrap_networks(lambda name, m: torch.compile(m))
+        return True
 
     def _find_resume_checkpoint(self) -> dict | None:
         if not self.resume:
@@ -380,7 +407,8 @@ class _Trainer:
         return TrainResult(step=self.step, losses=self.last_losses, checkpoint=self.last_saved,
                            run_dir=self.run_dir, stage=self.stage,
                            start_step=self.step if start is None else start,
-                           seconds=time.perf_counter() - t0, val=self.last_val)
+                           seconds=time.perf_counter() - t0, val=self.last_val,
+                           precision=self.amp.precision if self.amp is not None else "")
 
 
 # -- helpers ----------------------------------------------------------------------------------------
@@ -448,6 +476,13 @@ def _determinism(enabled: bool, device: torch.device):
     finally:
         torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = prev_bench, prev_cudnn_det
+
+
+def _dynamo_patch(**settings):
+    """``torch._dynamo.config.patch`` (imported only when compiling: dynamo is slow to import)."""
+    import torch._dynamo
+
+    return torch._dynamo.config.patch(**settings)
 
 
 @contextmanager

@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import TrainSettings, nest_fields, replace_given
+from ..config import TrainSettings, replace_given, resolve_cpu_bf16, upgrade_run_settings
 from ..errors import UserError
 
 MODES = ("pix2pix", "cyclegan", "todaygan")
@@ -104,9 +104,10 @@ class TranslateConfig:
 
     @staticmethod
     def upgrade_dict(data: dict[str, Any]) -> dict[str, Any]:
-        """A translate.json or model file written before the run settings were nested: its flat
-        ``lr``, ``seed``, ``device``, ... move into ``train``."""
-        return nest_fields(data, "train", TrainSettings)
+        """A translate.json or model file of an older version: flat run settings (``lr``, ``seed``,
+        ``device``, ...) move into ``train``; without ``train.cpu_bf16`` the run was fp32 on a CPU
+        and stays so (:func:`~vid2vid_app.config.upgrade_run_settings`)."""
+        return upgrade_run_settings(data)
 
     def total_steps(self, n_items: int) -> tuple[int, int]:
         """(steps, decay_steps) for a dataset of ``n_items`` training items: explicit values win,
@@ -180,6 +181,8 @@ def make_config(mode: str, preset: str = "standard", *, train: dict[str, Any] | 
         values["decay_steps"] = None
     settings = replace_given(TranslateConfig().train, values.pop("train", None))
     cfg = TranslateConfig(**values, train=replace_given(settings, train))
+    # The CPU precision is decided here, so --dry-run shows it and the run keeps it on --resume.
+    cfg.train.cpu_bf16 = resolve_cpu_bf16(cfg.train.cpu_bf16)
     validate(cfg)
     return cfg
 

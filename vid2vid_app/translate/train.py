@@ -179,6 +179,7 @@ class TranslateTrainResult:
     seconds: float
     val: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    precision: str = ""  # e.g. "bf16 autocast" or "fp32" ("" when the run had already finished)
 
 
 def save_settings(cfg: TranslateConfig, run_dir: Path) -> None:
@@ -200,7 +201,8 @@ def load_settings(run_dir: Path) -> TranslateConfig:
 
 # Settings that may change when a run is resumed (the rest are the run's own, from translate.json).
 RESUME_CHANGEABLE = frozenset({"steps", "decay_steps", "device", "num_workers", "checkpoint_every", "sample_every",
-                               "log_every", "amp", "tensorboard", "cpu_bf16", "deterministic", "sync_bn"})
+                               "log_every", "amp", "tensorboard", "cpu_bf16", "deterministic", "sync_bn",
+                               "compile"})
 
 
 def resumed_config(run_dir: Path, *, mode: str | None, settings: dict[str, Any], train: dict[str, Any],
@@ -312,7 +314,8 @@ def _train_in_run(cfg: TranslateConfig, run_dir: Path, data: PreparedData, batch
     return TranslateTrainResult(run_dir=run_dir, model_path=model_path, mode=cfg.mode,
                                 steps=result.step,
                                 seconds=time.perf_counter() - start,
-                                val={k: v for k, v in val.items() if math.isfinite(v)}, notes=data.notes)
+                                val={k: v for k, v in val.items() if math.isfinite(v)}, notes=data.notes,
+                                precision=result.precision)
 
 
 def _append_log(run_dir: Path, lines: list[str]) -> None:
