@@ -36,10 +36,11 @@ def tiny_generators(face: bool = False, seed: int = 0):
 
 
 def save_tiny_model(path: Path, *, face: bool = False, target_size=TARGET_SIZE, stats=TARGET_STATS,
-                    canvas=CANVAS, data: dict | None = None) -> Path:
-    """Write a model file (random weights) for a target video of ``target_size``."""
+                    canvas=CANVAS, data: dict | None = None, landmarks: str = "holistic") -> Path:
+    """Write a model file (random weights) for a target video of ``target_size``, whose stick
+    figures have ``landmarks`` (the tiny preset's holistic, or body)."""
     g, f = tiny_generators(face)
-    cfg = make_config("tiny", face_size=16)
+    cfg = make_config("tiny", face_size=16, landmarks=landmarks)
     return save_dance_model(path, generator=g, face_generator=f, config=cfg, target_stats=stats,
                             render_style=RenderStyle(), target_size=target_size, resolution=canvas,
                             letterbox=letterbox_geometry(*target_size, *canvas), stage="global", data=data)

@@ -72,3 +72,17 @@ def test_two_worker_processes_stitch_to_the_single_process_result(bundled_sample
     np.testing.assert_array_equal(both[:50], single[:50])
     diff = np.linalg.norm(both[50:, :33, :2] - single[50:, :33, :2], axis=-1)
     assert np.nanmedian(diff) < 1.0 and np.nanpercentile(diff, 90) < 0.02 * info.height
+
+
+def test_waiting_for_a_worker_ends_when_the_stream_is_told_to_stop():
+    """stream_chunked waits for a worker's chunk in slices, so a consumer that stops (Ctrl-C, an
+    error in generation) is not kept waiting for a chunk nobody needs."""
+    import threading
+    from concurrent.futures import Future
+
+    from vid2vid_app.pose.parallel import _result, _Stopped
+
+    stop = threading.Event()
+    threading.Timer(0.2, stop.set).start()
+    with pytest.raises(_Stopped):
+        _result(Future(), stop)  # a chunk that never finishes

@@ -27,6 +27,7 @@ from vid2vid_app.video import (
     VideoReader,
     VideoWriter,
     fit_size,
+    frames_at,
     iter_frames,
     probe,
     rotate_image,
@@ -122,6 +123,25 @@ def test_frame_range_step_and_resize(clip, decoded):
 
     ref = cv2.resize(decoded[0], (48, 40), interpolation=cv2.INTER_AREA)
     assert psnr(small[0], ref) > 30
+
+
+def test_frames_at_seeks_to_the_very_frames_sequential_decoding_gives(clip, decoded):
+    """Seeking to each of a few frames (x264 in mp4, one key frame for all 80) gives exactly the
+    frames decoding from the start gives; frame numbers past the end are left out."""
+    far_keys = write_video(clip.parent / "gop.mp4", decoded * 4, 25)
+    wanted = [0, 9, 31, 57, 79, 200]
+    got = frames_at(far_keys, wanted)
+    every = list(iter_frames(far_keys))
+    assert len(got) == 5 and all(np.array_equal(a, every[i]) for a, i in zip(got, wanted, strict=False))
+
+
+def test_frames_at_on_the_real_vp9_sample(shared_samples):
+    """The same on real VP9 footage, downscaled as VideoReader downscales."""
+    vp9 = shared_samples / "pose2sim_singleperson_cam02.mp4"
+    wanted = [3, 48, 99]
+    got = frames_at(vp9, wanted, max_side=320)
+    every = list(iter_frames(vp9, max_side=320))
+    assert all(np.array_equal(a, every[i]) for a, i in zip(got, wanted, strict=True))
 
 
 def test_fit_size_and_bad_arguments(clip):

@@ -65,6 +65,10 @@ def parse_crop(text: str | None) -> tuple[int, int, int, int] | None:
                    "of detecting the source's poses again; they must belong to SOURCE (same frame count and size).")
 @click.option("--no-normalize", is_flag=True,
               help="Skip global pose normalisation (for a source filmed like the target).")
+@click.option("--whole-clip", is_flag=True,
+              help="Detect the whole source before generating: normalisation statistics and smoothing from every "
+                   "frame, exactly as earlier versions (slower). By default generation starts while the source is "
+                   "still being detected, with statistics from a first look at a sample of its frames.")
 @click.option("--background", default=None, metavar="plate|source|none|IMAGE|VIDEO",
               help="Behind the dancer of a person-layer model: the target's clean plate, the source's own scene, "
                    "black, or an image or video file (fitted to cover the output and centre-cropped; a shorter "
@@ -83,7 +87,7 @@ def parse_crop(text: str | None) -> tuple[int, int, int, int] | None:
 @threads_option
 @user_errors
 def transfer_cmd(source: Path, model: str, output: Path, side_by_side: str | None, start: str | None,
-                 end: str | None, crop: str | None, poses: Path | None, no_normalize: bool,
+                 end: str | None, crop: str | None, poses: Path | None, no_normalize: bool, whole_clip: bool,
                  background: str | None, alpha: Path | None, quality: int,
                  encoder_preset: str, device: str,
                  runs_dir: Path | None, overwrite: bool, quiet: bool, workers: int | None = None) -> None:
@@ -92,7 +96,8 @@ def transfer_cmd(source: Path, model: str, output: Path, side_by_side: str | Non
     Detects and smooths the source's poses, normalises them onto the target's body statistics,
     renders stick figures at the model's resolution, generates frame by frame (each output fed
     back into the next) and encodes at the source's frame rate with the source's audio. The
-    output has exactly one frame per source frame in [--start, --end).
+    output has exactly one frame per source frame in [--start, --end). Generation starts while
+    the source is still being detected (--whole-clip: after it).
 
     With --poses KEYPOINTS.npz (from `dance pose SOURCE`) the poses are read instead of detected:
     no pose detector runs, and the keypoints are used as `dance pose` left them (gaps filled,
@@ -104,7 +109,7 @@ def transfer_cmd(source: Path, model: str, output: Path, side_by_side: str | Non
         start=start, end=end, normalize=not no_normalize, side_by_side=side_by_side_path(side_by_side, output),
         crop=parse_crop(crop), poses=poses, device=device, quality=quality,
         encoder_preset=encoder_preset, quiet=quiet, overwrite=overwrite, workers=workers,
-        background=background, alpha=alpha)
+        background=background, alpha=alpha, whole_clip=whole_clip)
     report = transfer(source, model, output, options, runs_dir=runs_dir)
     if not quiet:
         click.echo(report.summary())

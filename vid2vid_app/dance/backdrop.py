@@ -17,6 +17,7 @@ letterbox bars, cut from the output anyway, keep the plate).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -104,7 +105,7 @@ def make_backdrop(spec: str | os.PathLike | None, model: Any, source: Path, star
     described = "the target's background plate"
     if len(model.plates) > 1:
         samples = [place(fit_content(f, box), model.plates[0].numpy(), box)
-                   for f in _source_frames(source, start, end, crop, 8, 2 * max(model.resolution))]
+                   for f in sample_source_frames(source, start, end, crop, 8, 2 * max(model.resolution))]
         model.use_plate(closest_image(model.plates.numpy(), np.stack(samples), box))
         described = (f"the background plate of target video {model.plate_index + 1} of {len(model.plates)} "
                      "(the closest to the source's frames)")
@@ -170,14 +171,35 @@ def closest_image(images: np.ndarray, frames: np.ndarray, box=None) -> int:
     return int(np.argmin(scores))
 
 
-def _source_frames(source: Path, start: int, end: int, crop: tuple[int, int, int, int] | None, count: int,
-                   max_side: int) -> list[np.ndarray]:
-    """At most ``count`` frames spread over ``[start, end)`` of the source (its ``crop`` region),
-    downscaled to ``max_side``, as uint8 (h, w, 3)."""
-    from ..video import VideoReader, probe
+# Frames this far apart (on average) are reached by seeking rather than by decoding every frame
+# between them (a key-frame interval per frame instead of the whole range).
+SEEK_SPARSER_THAN = 8
 
+
+def sample_source_frames(source: Path, start: int, end: int, crop: tuple[int, int, int, int] | None, count: int,
+                         max_side: int) -> list[np.ndarray]:
+    """At most ``count`` frames spread over ``[start, end)`` of the source (its ``crop`` region),
+    downscaled to ``max_side``, as uint8 (h, w, 3): frames start, start + step, ... with
+    step = (end - start) // count."""
     step = max(1, (end - start) // count)
-    frames = list(VideoReader(source, start=start, end=end, step=step, max_side=max_side))[:count]
+    return source_frames_at(source, list(range(start, end, step))[:count], crop, max_side)
+
+
+def source_frames_at(source: Path, indices: list[int], crop: tuple[int, int, int, int] | None,
+                     max_side: int) -> list[np.ndarray]:
+    """The source frames numbered ``indices`` (ascending; its ``crop`` region), downscaled to
+    ``max_side``, as uint8 (h, w, 3); sparse frames are reached by seeking."""
+    from ..video import VideoReader, frames_at, probe
+
+    if not indices:
+        return []
+    if (indices[-1] - indices[0]) >= SEEK_SPARSER_THAN * len(indices):
+        frames = frames_at(source, indices, max_side=max_side)
+    else:  # decode the stretch, converting only every step-th frame (all the indices are among them)
+        step = math.gcd(*(b - a for a, b in zip(indices[:-1], indices[1:], strict=True))) or 1
+        wanted = set(indices)
+        reader = VideoReader(source, start=indices[0], end=indices[-1] + 1, step=step, max_side=max_side)
+        frames = [f for i, f in zip(range(indices[0], indices[-1] + 1, step), reader, strict=False) if i in wanted]
     if crop is None or not frames:
         return frames
     info = probe(source)
@@ -197,7 +219,7 @@ def source_plate(source: Path, start: int, end: int, crop: tuple[int, int, int, 
     from ..pose.detector import segment_frames
 
     side = int(min(640, max(256, 2 * max(size))))
-    frames = _source_frames(source, start, end, crop, SOURCE_PLATE_FRAMES, side)
+    frames = sample_source_frames(source, start, end, crop, SOURCE_PLATE_FRAMES, side)
     masks = list(segment_frames(frames, static=True, quiet=quiet, total=len(frames), desc="source plate"))
     plate = compute_plate(frames, masks)
     name = source.name

@@ -6,7 +6,8 @@ stick-figure rendering. Knows nothing of torch; only ``detector`` imports mediap
 
 With ``landmarks="holistic"`` (MediaPipe Holistic) a PoseSequence also holds the face (T, 70, 3,
 OpenPose face-70 order) and both hands (T, 2, 21, 3); :mod:`.parts` defines them and the packed
-(T, 145, 3) layout. :mod:`.parallel` spreads a video's detection over worker processes.
+(T, 145, 3) layout. :mod:`.parallel` spreads a video's detection over worker processes;
+:mod:`.stream` cleans up keypoints that arrive one frame at a time.
 """
 
 from . import skeleton

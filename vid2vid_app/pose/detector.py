@@ -38,8 +38,9 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,6 +63,45 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 _NATIVE_CHATTER = re.compile(rb"^(?:[IW]\d{4} |INFO: |WARNING: All log messages before absl::InitializeLog\(\))")
 
 
+class _StderrSilencer:
+    """Process-wide: fd 2 goes to a temporary file while any thread is inside a silenced block (two
+    detectors may start in two threads at once; fd 2 is shared by all of them)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.depth = 0
+        self.saved: int | None = None
+        self.capture = None
+
+    def enter(self) -> None:
+        with self.lock:
+            if self.depth == 0:
+                with contextlib.suppress(Exception):
+                    sys.stderr.flush()
+                self.saved, self.capture = os.dup(2), tempfile.TemporaryFile()
+                os.dup2(self.capture.fileno(), 2)
+            self.depth += 1
+
+    def leave(self) -> None:
+        with self.lock:
+            self.depth -= 1
+            if self.depth:
+                return
+            with contextlib.suppress(Exception):
+                sys.stderr.flush()
+            os.dup2(self.saved, 2)
+            os.close(self.saved)
+            self.capture.seek(0)
+            kept = b"".join(line for line in self.capture if not _NATIVE_CHATTER.match(line))
+            self.capture.close()
+            with contextlib.suppress(OSError):
+                while kept:
+                    kept = kept[os.write(2, kept):]
+
+
+_SILENCER = _StderrSilencer()
+
+
 @contextlib.contextmanager
 def _native_stderr_silenced():
     """Drop MediaPipe's start-up chatter that native code writes to file descriptor 2 inside the block.
@@ -69,28 +109,16 @@ def _native_stderr_silenced():
     MediaPipe prints several start-up warnings (TF Lite delegate, absl "log messages before
     InitializeLog", feedback tensors) straight to fd 2 when a graph is built and first run;
     the Python API offers no switch for them (GLOG_minloglevel and TF_CPP_MIN_LOG_LEVEL do not
-    reach them). fd 2 goes to a temporary file inside the block; afterwards every line that is not
-    such chatter (:data:`_NATIVE_CHATTER`) is written to fd 2, so real errors still surface.
-    Python's own stderr is flushed on entry and exit, so its text stays in order.
+    reach them). fd 2 goes to a temporary file inside the block (until the last thread inside
+    such a block leaves it); afterwards every line that is not such chatter
+    (:data:`_NATIVE_CHATTER`) is written to fd 2, so real errors still surface. Python's own
+    stderr is flushed on entry and exit, so its text stays in order.
     """
-    with contextlib.suppress(Exception):
-        sys.stderr.flush()
-    saved = os.dup(2)
-    capture = tempfile.TemporaryFile()
+    _SILENCER.enter()
     try:
-        os.dup2(capture.fileno(), 2)
         yield
     finally:
-        with contextlib.suppress(Exception):
-            sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-        capture.seek(0)
-        kept = b"".join(line for line in capture if not _NATIVE_CHATTER.match(line))
-        capture.close()
-        with contextlib.suppress(OSError):
-            while kept:
-                kept = kept[os.write(2, kept):]
+        _SILENCER.leave()
 
 
 _TRACK_MIN_CONF = 0.5  # landmarks trusted to place a person's box
@@ -349,23 +377,29 @@ class DetectionStats:
                 f"right hand {100 * self.right_hand / n:.0f}% of the frames with a person")
 
 
-def detect_rows(frames: Iterable[np.ndarray], size: tuple[int, int], *, static: bool = False,
-                landmarks: str = "body", model_complexity: int = 1, min_confidence: float = 0.5,
-                track_box: tuple[float, float, float, float] | None = None, quiet: bool = True,
-                total: int | None = None, stats: DetectionStats | None = None) -> np.ndarray:
-    """Packed keypoints (T, K, 3) of every frame (K = 33 or 145, see :class:`PoseDetector`), in
-    pixels of an image of ``size``. ``track_box`` starts the person-following with that box (the
-    person a previous part of the video followed). Adds re-detection counts to ``stats``."""
-    rows = []
+def iter_rows(frames: Iterable[np.ndarray], size: tuple[int, int], *, static: bool = False,
+              landmarks: str = "body", model_complexity: int = 1, min_confidence: float = 0.5,
+              track_box: tuple[float, float, float, float] | None = None, quiet: bool = True,
+              total: int | None = None, stats: DetectionStats | None = None) -> Iterator[np.ndarray]:
+    """The packed keypoints (K, 3) of each frame in turn (K = 33 or 145, see :class:`PoseDetector`),
+    in pixels of an image of ``size``, each as soon as it is detected. ``track_box`` starts the
+    person-following with that box (the person a previous part of the video followed). Adds
+    re-detection counts to ``stats`` when the frames run out."""
     with PoseDetector(static_image_mode=static, model_complexity=model_complexity,
                       min_confidence=min_confidence, landmarks=landmarks) as det:
         if track_box is not None and det._track is not None:
             det._track.box = tuple(float(v) for v in track_box)
         for frame in progress(frames, total=total, desc="pose", unit="frame", quiet=quiet):
-            rows.append(det.detect(frame, size=size))
+            yield det.detect(frame, size=size)
         if stats is not None:
             stats.redetections += det.redetections
             stats.switches_rejected += det._track.switches_rejected if det._track is not None else 0
+
+
+def detect_rows(frames: Iterable[np.ndarray], size: tuple[int, int], *, landmarks: str = "body",
+                **options) -> np.ndarray:
+    """Packed keypoints (T, K, 3) of every frame: :func:`iter_rows` (same options) stacked."""
+    rows = list(iter_rows(frames, size, landmarks=landmarks, **options))
     if not rows:
         return parts.missing((0, parts.points_for(landmarks), 3))
     return np.stack(rows)

@@ -117,7 +117,11 @@ class BodyStats:
 def frame_measures(seq: PoseSequence, min_conf: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """Per frame (T,): ankle position a (NaN unless both ankles have confidence >= ``min_conf``)
     and height nose-to-ankle-midpoint (NaN unless the nose is confident too)."""
-    kp = seq.keypoints
+    return _measures(seq.keypoints, min_conf)
+
+
+def _measures(kp: np.ndarray, min_conf: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`frame_measures` of body keypoints (T, 33, 3)."""
     la, ra, nose = kp[:, sk.L_ANKLE], kp[:, sk.R_ANKLE], kp[:, sk.NOSE]
     ankles_ok = (la[:, 2] >= min_conf) & (ra[:, 2] >= min_conf)
     ankles_ok &= np.isfinite(la[:, 1]) & np.isfinite(ra[:, 1])
@@ -195,19 +199,75 @@ def normalize(source_seq: PoseSequence, source_stats: BodyStats, target_stats: B
     t_close, t_far, scale_close, scale_far = _mapping(source_stats, target_stats, match_range)
 
     # Per-frame scale s and vertical shift dy; frames without valid ankles hold the last values.
-    s_range = source_stats.range
-    p = (a - source_stats.far_ankle_y) / s_range if s_range >= _EPS else np.where(np.isfinite(a), 0.5, np.nan)
-    s = scale_far + p * (scale_close - scale_far)
-    dy = t_far + p * (t_close - t_far) - a
+    s, dy = _scale_shift(a, source_stats, (t_close, t_far, scale_close, scale_far))
     s, dy = _hold(s, valid_a), _hold(dy, valid_a)
+    out = _apply(source_seq.packed(), s, dy, cx, cy, shift_x)
+    return source_seq.with_points(out, (target_stats.width, target_stats.height))
 
-    # Face and hands (holistic sequences) move with the body: the same per-frame map applies to
-    # every point of the packed array.
-    kp = source_seq.packed().astype(np.float64)
+
+def _scale_shift(a: np.ndarray, source: BodyStats, mapping: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame (T,): the scale s and vertical shift dy for ankle positions ``a`` (NaN where the
+    ankles are not valid), with ``mapping`` from :func:`_mapping`."""
+    t_close, t_far, scale_close, scale_far = mapping
+    s_range = source.range
+    p = (a - source.far_ankle_y) / s_range if s_range >= _EPS else np.where(np.isfinite(a), 0.5, np.nan)
+    return scale_far + p * (scale_close - scale_far), t_far + p * (t_close - t_far) - a
+
+
+def _apply(packed: np.ndarray, s: np.ndarray, dy: np.ndarray, cx: float, cy: np.ndarray,
+           shift_x: float) -> np.ndarray:
+    """The per-frame map of packed points (T, K, 3): scale (T,) ``s`` about (``cx``, ``cy`` (T,)),
+    shift ``dy`` (T,) down and ``shift_x`` right; float32. Face and hands (holistic rows) move
+    with the body: the same map applies to every point."""
+    kp = packed.astype(np.float64)
     out = kp.copy()
     out[:, :, 0] = s[:, None] * (kp[:, :, 0] - cx) + cx + shift_x
     out[:, :, 1] = s[:, None] * (kp[:, :, 1] - cy[:, None]) + cy[:, None] + dy[:, None]
-    return source_seq.with_points(out.astype(np.float32), (target_stats.width, target_stats.height))
+    return out.astype(np.float32)
+
+
+class StreamNormalizer:
+    """:func:`normalize` (default anchor) for poses that arrive one frame at a time, with the
+    source's statistics known beforehand (e.g. from a sample of its frames).
+
+    :meth:`push` takes each packed row (K, 3) in the pixels of an image of ``source_size`` and
+    returns the rows that are mapped so far, in order: a row waits only while no frame with valid
+    ankles has come yet (the anchor and the map of those first frames come from the first such
+    frame). Given the statistics :func:`normalize` would use, the rows are bit for bit its rows.
+    :meth:`finish` returns nothing more, or raises :class:`UserError` when no frame showed both ankles.
+    """
+
+    def __init__(self, source_stats: BodyStats, target_stats: BodyStats, source_size: tuple[int, int],
+                 min_conf: float = 0.5, match_range: bool = True) -> None:
+        if (source_stats.width, source_stats.height) != tuple(source_size):
+            source_stats = source_stats.rescaled(source_size)
+        self.source_stats, self.target_stats, self.min_conf = source_stats, target_stats, min_conf
+        self._mapping = _mapping(source_stats, target_stats, match_range)
+        self._cx = source_size[0] / 2
+        self._shift_x = (target_stats.width - source_size[0]) / 2
+        self._cy: float | None = None  # anchor: the first valid ankle position
+        self._last: tuple[np.ndarray, np.ndarray] | None = None  # (s, dy) of the last valid frame
+        self._waiting: list[np.ndarray] = []
+
+    def push(self, row: np.ndarray) -> list[np.ndarray]:
+        """Map the next row (K, 3); returns the mapped rows (K, 3) float32 that are ready."""
+        rows = np.asarray(row, dtype=np.float32)[None]
+        a, _ = _measures(rows[:, : sk.NUM_LANDMARKS], self.min_conf)
+        if np.isfinite(a[0]):
+            self._cy = float(a[0]) if self._cy is None else self._cy
+            self._last = _scale_shift(a, self.source_stats, self._mapping)
+        if self._last is None:
+            self._waiting.append(rows)
+            return []
+        ready, self._waiting = self._waiting + [rows], []
+        s, dy = self._last
+        return [_apply(r, s, dy, self._cx, np.full(1, self._cy), self._shift_x)[0] for r in ready]
+
+    def finish(self) -> list[np.ndarray]:
+        """The end of the stream; :class:`UserError` when no frame showed both ankles."""
+        if self._waiting:
+            raise UserError("no frame of the source shows both ankles clearly; cannot normalise its poses.")
+        return []
 
 
 def _hold(values: np.ndarray, valid: np.ndarray) -> np.ndarray:

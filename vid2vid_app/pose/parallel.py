@@ -24,15 +24,21 @@ detector told to follow the previous chunk's person (:func:`~.detector.detect_ro
 Videos shorter than :data:`MIN_CHUNK_SECONDS` per worker are not split (starting a worker costs
 about two seconds); a video that fits in one chunk is detected in the calling process, exactly
 as :func:`~.detector.detect_sequence` would.
+
+Streaming. :func:`stream_chunked` yields the same rows one frame at a time, as soon as each is
+known, for a consumer that works on the first frames while later ones are detected (`dance
+transfer`): the first chunk is detected in the calling process, the others in workers meanwhile.
 """
 
 from __future__ import annotations
 
 import os
 import queue
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
@@ -43,12 +49,14 @@ from ..errors import UserError
 from ..progress import progress
 from . import parts
 from . import skeleton as sk
-from .detector import DetectionStats, _box, detect_rows
+from .detector import DetectionStats, _box, detect_rows, iter_rows
 from .keypoints import PoseSequence
 
 WARMUP_SECONDS = 0.5
 MIN_CHUNK_SECONDS = 4.0
 MAX_JUMP = 0.5  # as PoseDetector's default: a centre further than this x body size is someone else
+_WORKER_DIED = ("a pose detection worker process stopped unexpectedly (out of memory or killed); "
+                "try fewer --workers.")
 
 FrameSource = Callable[[int, int | None], Iterable[np.ndarray]]
 
@@ -192,12 +200,11 @@ def _detect_in_workers(source: FrameSource, chunks: list[Chunk], frame_count: in
             results = _run_all(pool, tasks, bar, progress_queue)
             kept = [results[0][0]]
             for i in range(1, len(chunks)):
-                rows = results[i][0]
-                kept_rows = _stitch(kept, chunks[i], rows)
-                if kept_rows is None:  # this chunk followed someone else: again, after the last person
-                    box = _box(_last_person(kept))
-                    results[i] = _run_all(pool, {i: (source, chunks[i], size, options, box)}, bar, progress_queue)[i]
-                    kept_rows = _stitch(kept, chunks[i], results[i][0], check=False)
+                def again(box, i=i):
+                    return _run_all(pool, {i: (source, chunks[i], size, options, box)}, bar, progress_queue)[i]
+
+                kept_rows, redone = _stitched(kept, chunks[i], results[i][0], again)
+                results[i] = redone or results[i]
                 if kept_rows is None or not len(kept_rows):
                     break  # the video ended (or stopped decoding) before this chunk
                 kept.append(kept_rows)
@@ -206,12 +213,23 @@ def _detect_in_workers(source: FrameSource, chunks: list[Chunk], frame_count: in
                 stats.switches_rejected += switches
     except BrokenProcessPool:
         # A worker was killed (out of memory, a signal): one sentence instead of a traceback.
-        raise UserError("a pose detection worker process stopped unexpectedly (out of memory or killed); "
-                        "try fewer --workers.") from None
+        raise UserError(_WORKER_DIED) from None
     finally:
         bar.close()
         progress_queue.close()
     return np.concatenate(kept) if kept else parts.missing((0, parts.points_for(options["landmarks"]), 3))
+
+
+def _stitched(kept: list[np.ndarray], chunk: Chunk, rows: np.ndarray,
+              again: Callable[[Any], tuple]) -> tuple[np.ndarray | None, tuple | None]:
+    """The rows of ``chunk`` (detected as ``rows``) to append after the ``kept`` ones, and the new
+    :func:`_detect_chunk` result when the chunk had followed someone else and ``again(box)`` had to
+    detect it anew, following the person of ``box`` (None when it did not)."""
+    kept_rows = _stitch(kept, chunk, rows)
+    if kept_rows is not None:
+        return kept_rows, None
+    redone = again(_box(_last_person(kept)))  # after the person the previous chunks followed
+    return _stitch(kept, chunk, redone[0], check=False), redone
 
 
 def _last_person(kept: list[np.ndarray]) -> np.ndarray:
@@ -234,3 +252,100 @@ def _stitch(kept: list[np.ndarray], chunk: Chunk, rows: np.ndarray, check: bool 
             return None
     return rows[overlap:]
 
+
+
+# --- streaming --------------------------------------------------------------------------------
+def stream_chunked(source: FrameSource, frame_count: int, fps: float, size: tuple[int, int], *,
+                   workers: int | None = None, landmarks: str = "body", model_complexity: int = 1,
+                   min_confidence: float = 0.5, stats: DetectionStats | None = None,
+                   min_chunk: int | None = None, warmup: int | None = None,
+                   stop: threading.Event | None = None) -> Iterator[np.ndarray]:
+    """The rows of :func:`detect_chunked` (same chunks, same numbers), one packed (K, 3) row per
+    frame in order, each as soon as it is known, for a consumer that starts on the first frames
+    while the rest is detected (run the iterator in a background thread).
+
+    The first chunk is detected in this process and its rows are yielded one by one; the other
+    chunks run meanwhile in ``min(workers, chunks) - 1`` worker processes and follow, stitched as
+    :func:`detect_chunked` stitches them, once each is done. Closing the iterator early, or
+    setting ``stop`` while it waits for a worker, ends it and stops the worker processes. No
+    progress bar (the consumer shows its own).
+    """
+    workers = default_workers() if workers is None else max(1, int(workers))
+    chunks = plan_chunks(frame_count, fps, workers, min_chunk=min_chunk, warmup=warmup)
+    options = {"landmarks": landmarks, "model_complexity": model_complexity, "min_confidence": min_confidence}
+    stats = stats if stats is not None else DetectionStats()
+    stats.workers, stats.chunks = min(workers, len(chunks)), len(chunks)
+    if len(chunks) == 1:
+        yield from iter_rows(source(0, None), size, stats=stats, **options)
+        return
+    import multiprocessing
+
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(chunks)) - 1, mp_context=multiprocessing.get_context("spawn"))
+    finished = False
+    try:
+        pending = {i: pool.submit(_detect_chunk, source, c, size, options, None) for i, c in enumerate(chunks) if i}
+        first = []
+        for row in iter_rows(source(0, chunks[0].end), size, stats=stats, **options):
+            first.append(row)
+            yield row
+        kept = [np.stack(first)] if first else []
+        for i in range(1, len(chunks)):
+            if not kept:
+                break
+            def again(box, i=i):
+                return _result(pool.submit(_detect_chunk, source, chunks[i], size, options, box), stop)
+
+            try:
+                result = _result(pending[i], stop)
+                kept_rows, redone = _stitched(kept, chunks[i], result[0], again)
+            except _Stopped:
+                return
+            for _, redetections, switches in [result] + ([redone] if redone else []):
+                stats.redetections += redetections
+                stats.switches_rejected += switches
+            if kept_rows is None or not len(kept_rows):
+                break  # the video ended (or stopped decoding) before this chunk
+            kept.append(kept_rows)
+            yield from kept_rows
+        finished = True
+    finally:
+        if finished:
+            pool.shutdown()
+        else:
+            _stop(pool)
+
+
+class _Stopped(Exception):
+    """The consumer of :func:`stream_chunked` asked it to stop while it waited for a worker."""
+
+
+def _result(future: Future, stop: threading.Event | None = None) -> tuple:
+    """A worker's :func:`_detect_chunk` result; :class:`_Stopped` once ``stop`` is set, one
+    sentence when the worker died."""
+    try:
+        while True:
+            try:
+                return future.result(timeout=0.1)
+            except FutureTimeout:
+                if stop is not None and stop.is_set():
+                    raise _Stopped from None
+    except BrokenProcessPool:
+        raise UserError(_WORKER_DIED) from None
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Shut ``pool`` down now: queued chunks are cancelled and running workers terminated (a
+    consumer that stopped early needs none of their rows)."""
+    terminate = getattr(pool, "terminate_workers", None)  # Python 3.14+
+    if terminate is not None:
+        terminate()
+        return
+    # Before 3.14 the executor has no public way to stop a running task; its process table is the
+    # only handle on the workers.
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=5)

@@ -106,26 +106,36 @@ def _bridge(points: np.ndarray, present: np.ndarray, max_gap: int) -> tuple[list
 
 # --- smoothing ----------------------------------------------------------------------------------
 
+def _alpha(cutoff: np.ndarray | float, fps: float) -> np.ndarray | float:
+    """Smoothing factor of a first-order low-pass filter with ``cutoff`` (Hz) at ``fps``."""
+    tau = 1.0 / (2 * math.pi * cutoff)
+    return 1.0 / (1.0 + tau * fps)
+
+
+def one_euro_step(x_hat: np.ndarray, dx_hat: np.ndarray, x: np.ndarray, fps: float, min_cutoff: float,
+                  beta: float, d_cutoff: float) -> tuple[np.ndarray, np.ndarray]:
+    """One step of the One-Euro filter: the state (``x_hat``, ``dx_hat``) after sample ``x``, all
+    float64 arrays of one shape (any: one row per filter). :func:`_one_euro` and the streaming
+    filter of :mod:`.stream` both step with this, so they compute the same numbers."""
+    a_d = _alpha(d_cutoff, fps)
+    dx = (x - x_hat) * fps
+    dx_hat = a_d * dx + (1 - a_d) * dx_hat
+    a = _alpha(min_cutoff + beta * np.abs(dx_hat), fps)
+    return a * x + (1 - a) * x_hat, dx_hat
+
+
 def _one_euro(xy: np.ndarray, fps: float, min_cutoff: float, beta: float, d_cutoff: float) -> np.ndarray:
     """One-Euro filter (Casiez et al. 2012) along axis 0 of ``xy`` (T, N), all columns at once.
 
     The cutoff rises with the filtered speed: slow motion (where jitter is visible) is smoothed
     hard, fast motion is followed closely, which keeps the lag small.
     """
-    def alpha(cutoff: np.ndarray | float) -> np.ndarray | float:
-        tau = 1.0 / (2 * math.pi * cutoff)
-        return 1.0 / (1.0 + tau * fps)
-
     out = np.empty_like(xy)
     x_hat = xy[0].copy()
     dx_hat = np.zeros_like(x_hat)
     out[0] = x_hat
-    a_d = alpha(d_cutoff)
     for t in range(1, len(xy)):
-        dx = (xy[t] - x_hat) * fps
-        dx_hat = a_d * dx + (1 - a_d) * dx_hat
-        a = alpha(min_cutoff + beta * np.abs(dx_hat))
-        x_hat = a * xy[t] + (1 - a) * x_hat
+        x_hat, dx_hat = one_euro_step(x_hat, dx_hat, xy[t], fps, min_cutoff, beta, d_cutoff)
         out[t] = x_hat
     return out
 

@@ -8,6 +8,7 @@ Main pieces:
 * :func:`probe` -> :class:`VideoInfo` (frame count, fps, size after rotation, audio, ...).
 * :class:`VideoReader` / :func:`iter_frames`: decode a frame range, optionally downscaled, and
   record whether the file ended early (truncated or corrupt).
+* :func:`frames_at`: a few frames of a long video by seeking (first looks, plates).
 * :class:`ThreadedReader`: run any iterator (e.g. decoding) in a background thread.
 * :class:`VideoWriter` / :func:`write_video`: H.264 into a temp file renamed into place on
   success, odd sizes padded to even, audio copied from another file, optional background encoding.
@@ -23,7 +24,7 @@ order, without duplicating or dropping frames; ``VideoInfo.fps`` is the average 
 from __future__ import annotations
 
 from .info import VideoInfo, probe, rotate_image
-from .reader import FrameRange, VideoReader, fit_size, iter_frames
+from .reader import FrameRange, VideoReader, fit_size, frames_at, iter_frames
 from .threaded import ThreadedConsumer, ThreadedReader, prefetch
 from .writer import WRITER_SUFFIXES, VideoWriter, check_video_suffix, write_video
 
@@ -37,6 +38,7 @@ __all__ = [
     "VideoReader",
     "VideoWriter",
     "fit_size",
+    "frames_at",
     "iter_frames",
     "prefetch",
     "probe",

@@ -92,13 +92,7 @@ class VideoReader:
 
     def timed(self) -> Iterator[tuple[float, np.ndarray]]:
         """Like iterating the reader, but yield ``(seconds since the first frame, frame)``."""
-        rotation = self.info.rotation
-        out_w, out_h = self.output_size
-        # Scale in the stored orientation, then rotate: a 90/270 turn swaps width and height.
-        coded_w, coded_h = (out_h, out_w) if rotation in (90, 270) else (out_w, out_h)
-        downscale = coded_w * coded_h < self.info.width * self.info.height
-        interpolation = "AREA" if downscale else "BILINEAR"
-
+        to_image = _converter(self.info, self.output_size)
         self.frames_read, self.truncated, self.error = 0, False, None
         index = -1
         t0: float | None = None
@@ -115,16 +109,9 @@ class VideoReader:
                             return
                         if index < self.start or (index - self.start) % self.step:
                             continue
-                        image = frame.to_ndarray(
-                            format="rgb24",
-                            width=coded_w,
-                            height=coded_h,
-                            interpolation=interpolation,
-                            src_color_range=frame.color_range or None,
-                        )
                         seconds = (frame.time - t0) if frame.time is not None else index / float(self.info.fps)
                         self.frames_read += 1
-                        yield seconds, rotate_image(image, rotation)
+                        yield seconds, to_image(frame)
             except av.error.FFmpegError as exc:
                 self.truncated = True
                 self.error = f"decoding stopped after frame {index + 1}: {getattr(exc, 'strerror', None) or exc}"
@@ -142,6 +129,58 @@ class VideoReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _converter(info, output_size: tuple[int, int]):
+    """A function turning a decoded frame of the video ``info`` describes into an upright uint8
+    (H, W, 3) RGB image of ``output_size`` (width, height)."""
+    rotation = info.rotation
+    out_w, out_h = output_size
+    # Scale in the stored orientation, then rotate: a 90/270 turn swaps width and height.
+    coded_w, coded_h = (out_h, out_w) if rotation in (90, 270) else (out_w, out_h)
+    interpolation = "AREA" if coded_w * coded_h < info.width * info.height else "BILINEAR"
+
+    def to_image(frame: av.VideoFrame) -> np.ndarray:
+        image = frame.to_ndarray(format="rgb24", width=coded_w, height=coded_h, interpolation=interpolation,
+                                 src_color_range=frame.color_range or None)
+        return rotate_image(image, rotation)
+
+    return to_image
+
+
+def frames_at(path: str | os.PathLike, indices: list[int], *, max_side: int | None = None) -> list[np.ndarray]:
+    """The frames numbered ``indices`` (ascending) of ``path``, each reached by seeking to the key
+    frame before it and decoding from there: a few frames spread over a long video cost a few
+    key-frame intervals of decoding instead of the whole file. Frame numbers become times at the
+    average frame rate (exact for a constant rate; a variable-rate video gets the frames at those
+    times). A file that cannot seek is decoded from the start instead; frames past its end are
+    left out."""
+    try:
+        return _seek_frames(path, indices, max_side)
+    except av.error.FFmpegError:
+        wanted = set(indices)
+        reader = VideoReader(path, max_side=max_side, end=max(indices, default=-1) + 1)
+        return [frame for i, frame in enumerate(reader) if i in wanted]
+
+
+def _seek_frames(path: str | os.PathLike, indices: list[int], max_side: int | None) -> list[np.ndarray]:
+    """:func:`frames_at` by seeking (FFmpeg errors are raised)."""
+    info = probe(path)
+    to_image = _converter(info, fit_size(info.width, info.height, max_side=max_side))
+    frames = []
+    with _open_input(info.path) as container:
+        stream = _video_stream(container, info.path)
+        stream.thread_type = "AUTO"
+        first = stream.start_time or 0
+        step = 1 / (float(info.fps) * stream.time_base)  # one frame in stream time units
+        for index in indices:
+            target = first + index * step
+            container.seek(int(target), stream=stream, backward=True, any_frame=False)
+            for frame in container.decode(stream):
+                if frame.pts is None or frame.pts >= target - step / 2:
+                    frames.append(to_image(frame))
+                    break
+    return frames
 
 
 def iter_frames(

@@ -40,6 +40,7 @@ class ThreadedReader(Generic[T]):
         self.maxsize = maxsize
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._items: queue.Queue | None = None  # between start() and iteration
 
     def __len__(self) -> int:
         return len(self.source)  # type: ignore[arg-type]
@@ -67,15 +68,23 @@ class ThreadedReader(Generic[T]):
                 with contextlib.suppress(Exception):
                     close()
 
-    def __iter__(self) -> Iterator[T]:
+    def start(self) -> ThreadedReader[T]:
+        """Start the background thread now rather than at the first item (then :meth:`close` the
+        reader even if it is never iterated)."""
         if self._thread is not None:
             raise RuntimeError("a ThreadedReader can be iterated only once")
-        items: queue.Queue = queue.Queue(maxsize=self.maxsize)
+        self._items = queue.Queue(maxsize=self.maxsize)
         iterator = iter(self.source)
         self._thread = threading.Thread(
-            target=self._produce, args=(items, iterator), name="ThreadedReader", daemon=True
+            target=self._produce, args=(self._items, iterator), name="ThreadedReader", daemon=True
         )
         self._thread.start()
+        return self
+
+    def __iter__(self) -> Iterator[T]:
+        if self._thread is None or self._items is None:
+            self.start()
+        items, self._items = self._items, None
         try:
             while True:
                 item = items.get()
